@@ -1,0 +1,172 @@
+//! The application: configuration, store, key set and hasher built once, and the route table
+//! that turns a request into a response.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{add_security_headers, Problem, Request, Response};
+use crate::password::PasswordHasher;
+use crate::store::Store;
+use crate::token::{KeySet, VerificationPolicy};
+
+/// Every route the service serves. Each is one Lambda function in `template.yaml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Register,
+    Login,
+    Refresh,
+    Logout,
+    Me,
+    Jwks,
+    OpenIdConfiguration,
+}
+
+impl Route {
+    pub const ALL: [Route; 7] = [
+        Route::Register,
+        Route::Login,
+        Route::Refresh,
+        Route::Logout,
+        Route::Me,
+        Route::Jwks,
+        Route::OpenIdConfiguration,
+    ];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Register => "/auth/register",
+            Route::Login => "/auth/login",
+            Route::Refresh => "/auth/refresh",
+            Route::Logout => "/auth/logout",
+            Route::Me => "/auth/me",
+            Route::Jwks => "/.well-known/jwks.json",
+            Route::OpenIdConfiguration => "/.well-known/openid-configuration",
+        }
+    }
+
+    pub fn method(self) -> Method {
+        match self {
+            Route::Me | Route::Jwks | Route::OpenIdConfiguration => Method::GET,
+            _ => Method::POST,
+        }
+    }
+
+    /// Finds the route whose path equals `path`, ignoring one trailing slash.
+    pub fn from_path(path: &str) -> Option<Route> {
+        let path = if path.len() > 1 {
+            path.strip_suffix('/').unwrap_or(path)
+        } else {
+            path
+        };
+        Route::ALL.into_iter().find(|route| route.path() == path)
+    }
+}
+
+pub struct App {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) keys: Arc<KeySet>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) policy: VerificationPolicy,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("issuer", &self.config.issuer)
+            .field("store", &self.store)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        keys: Arc<KeySet>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let hasher = PasswordHasher::new(config.argon2.clone());
+        let policy = config.verification_policy();
+        App {
+            config,
+            store,
+            keys,
+            hasher,
+            clock,
+            policy,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Serves a request whose path names the route.
+    pub async fn handle(&self, request: Request) -> Response {
+        let route = Route::from_path(request.uri().path());
+        self.handle_route(route, request).await
+    }
+
+    /// Serves a request already matched to a route (`None`: no route matched).
+    pub async fn handle_route(&self, route: Option<Route>, request: Request) -> Response {
+        let mut response = match route {
+            None => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route matches {}", request.uri().path()),
+            )
+            .into_response(),
+            Some(route) if request.method() != route.method() => {
+                let mut response = Problem::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{} accepts only {}", route.path(), route.method()),
+                )
+                .into_response();
+                response.headers_mut().insert(
+                    http::header::ALLOW,
+                    http::HeaderValue::from_str(route.method().as_str())
+                        .expect("a method name is a valid header value"),
+                );
+                response
+            }
+            Some(route) => self
+                .dispatch(route, &request)
+                .await
+                .unwrap_or_else(Problem::into_response),
+        };
+        add_security_headers(&mut response);
+        response
+    }
+
+    async fn dispatch(&self, route: Route, request: &Request) -> Result<Response, Problem> {
+        match route {
+            Route::Register => self.register(request).await,
+            Route::Login => self.login(request).await,
+            Route::Refresh => self.refresh(request).await,
+            Route::Logout => self.logout(request).await,
+            Route::Me => self.me(request).await,
+            Route::Jwks => Ok(self.jwks()),
+            Route::OpenIdConfiguration => Ok(self.openid_configuration()),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Public metadata: the JWK Set and the OpenID Provider configuration document.
+
+use http::header::{HeaderValue, CACHE_CONTROL};
+use http::StatusCode;
+use serde_json::json;
+
+use crate::app::{App, Route};
+use crate::http::{json_response, Response};
+
+/// How long clients may cache the JWK Set, in seconds. Short, so that a key added by a rotation
+/// is picked up well before it signs.
+const JWKS_MAX_AGE_SECONDS: u32 = 300;
+
+impl App {
+    pub(crate) fn jwks(&self) -> Response {
+        let mut response = json_response(StatusCode::OK, self.keys.jwks());
+        response.headers_mut().insert(
+            CACHE_CONTROL,
+            HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECONDS}"))
+                .expect("ASCII header value"),
+        );
+        response
+    }
+
+    /// The discovery document (OpenID Connect Discovery 1.0 section 3), limited to what the
+    /// service implements today.
+    pub(crate) fn openid_configuration(&self) -> Response {
+        let issuer = &self.config.issuer;
+        let document = json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}{}", Route::Jwks.path()),
+            "token_endpoint": format!("{issuer}{}", Route::Login.path()),
+            "userinfo_endpoint": format!("{issuer}{}", Route::Me.path()),
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [self.keys.current_alg().as_str()],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "grant_types_supported": ["password", "refresh_token"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "role", "scope", "client_id"],
+            "scopes_supported": [crate::sessions::DEFAULT_SCOPE],
+        });
+        let mut response = json_response(StatusCode::OK, &document);
+        response.headers_mut().insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        );
+        response
+    }
+}
