@@ -4,20 +4,32 @@ mod common;
 
 use std::sync::Arc;
 
-use lambda_auth::store::{AttrValue, Condition, Item, ItemExt, Key, Store, StoreError, Write, EXPIRES_AT};
+use lambda_auth::store::{
+    AttrValue, Condition, Item, ItemExt, Key, Store, StoreError, Write, EXPIRES_AT,
+};
 
 const NOW: i64 = common::START;
 
 fn item(pairs: &[(&str, AttrValue)]) -> Item {
-    pairs.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect()
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
 }
 
 fn put(key: &Key, attributes: Item, conditions: Vec<Condition>) -> Write {
-    Write::Put { key: key.clone(), item: attributes, conditions }
+    Write::Put {
+        key: key.clone(),
+        item: attributes,
+        conditions,
+    }
 }
 
 async fn get_missing_item_is_none(store: Arc<dyn Store>) {
-    let found = store.get(&Key::new("USER#nobody", "PROFILE"), NOW).await.unwrap();
+    let found = store
+        .get(&Key::new("USER#nobody", "PROFILE"), NOW)
+        .await
+        .unwrap();
     assert!(found.is_none());
 }
 
@@ -28,20 +40,47 @@ async fn put_then_get_round_trips(store: Arc<dyn Store>) {
         ("count", 42.into()),
         ("admin", false.into()),
     ]);
-    store.write(put(&key, attributes.clone(), vec![]), NOW).await.unwrap();
+    store
+        .write(put(&key, attributes.clone(), vec![]), NOW)
+        .await
+        .unwrap();
 
-    let found = store.get(&key, NOW).await.unwrap().expect("item is present");
+    let found = store
+        .get(&key, NOW)
+        .await
+        .unwrap()
+        .expect("item is present");
     assert_eq!(found, attributes);
 }
 
 async fn absent_condition_rejects_live_item(store: Arc<dyn Store>) {
     let key = Key::new("EMAIL#ada@example.com", "EMAIL");
-    store.write(put(&key, item(&[("user_id", "1".into())]), vec![Condition::Absent]), NOW).await.unwrap();
+    store
+        .write(
+            put(
+                &key,
+                item(&[("user_id", "1".into())]),
+                vec![Condition::Absent],
+            ),
+            NOW,
+        )
+        .await
+        .unwrap();
 
     let second = store
-        .write(put(&key, item(&[("user_id", "2".into())]), vec![Condition::Absent]), NOW)
+        .write(
+            put(
+                &key,
+                item(&[("user_id", "2".into())]),
+                vec![Condition::Absent],
+            ),
+            NOW,
+        )
         .await;
-    assert!(matches!(second, Err(StoreError::ConditionFailed)), "{second:?}");
+    assert!(
+        matches!(second, Err(StoreError::ConditionFailed)),
+        "{second:?}"
+    );
     let kept = store.get(&key, NOW).await.unwrap().unwrap();
     assert_eq!(kept.string("user_id"), Some("1"));
 }
@@ -49,24 +88,41 @@ async fn absent_condition_rejects_live_item(store: Arc<dyn Store>) {
 async fn expired_item_reads_as_absent(store: Arc<dyn Store>) {
     let key = Key::new("REFRESH#h", "REFRESH");
     store
-        .write(put(&key, item(&[(EXPIRES_AT, (NOW + 10).into())]), vec![]), NOW)
+        .write(
+            put(&key, item(&[(EXPIRES_AT, (NOW + 10).into())]), vec![]),
+            NOW,
+        )
         .await
         .unwrap();
 
     assert!(store.get(&key, NOW + 9).await.unwrap().is_some());
     assert!(store.get(&key, NOW + 10).await.unwrap().is_none());
-    assert!(store.query("REFRESH#h", "", NOW + 10).await.unwrap().is_empty());
+    assert!(store
+        .query("REFRESH#h", "", NOW + 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn expired_item_satisfies_absent(store: Arc<dyn Store>) {
     let key = Key::new("STATE#s", "STATE");
     store
-        .write(put(&key, item(&[(EXPIRES_AT, (NOW + 10).into()), ("v", 1.into())]), vec![]), NOW)
+        .write(
+            put(
+                &key,
+                item(&[(EXPIRES_AT, (NOW + 10).into()), ("v", 1.into())]),
+                vec![],
+            ),
+            NOW,
+        )
         .await
         .unwrap();
 
     store
-        .write(put(&key, item(&[("v", 2.into())]), vec![Condition::Absent]), NOW + 11)
+        .write(
+            put(&key, item(&[("v", 2.into())]), vec![Condition::Absent]),
+            NOW + 11,
+        )
         .await
         .expect("an expired item does not block an Absent put");
     let found = store.get(&key, NOW + 11).await.unwrap().unwrap();
@@ -76,19 +132,36 @@ async fn expired_item_satisfies_absent(store: Arc<dyn Store>) {
 async fn expired_item_fails_present(store: Arc<dyn Store>) {
     let key = Key::new("USER#1", "SESSION#s");
     store
-        .write(put(&key, item(&[(EXPIRES_AT, (NOW + 10).into())]), vec![]), NOW)
+        .write(
+            put(&key, item(&[(EXPIRES_AT, (NOW + 10).into())]), vec![]),
+            NOW,
+        )
         .await
         .unwrap();
 
-    let update = Write::Update { key: key.clone(), set: item(&[("status", "revoked".into())]), conditions: vec![] };
+    let update = Write::Update {
+        key: key.clone(),
+        set: item(&[("status", "revoked".into())]),
+        conditions: vec![],
+    };
     let result = store.write(update, NOW + 10).await;
-    assert!(matches!(result, Err(StoreError::ConditionFailed)), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::ConditionFailed)),
+        "{result:?}"
+    );
 }
 
 async fn update_sets_fields_and_keeps_others(store: Arc<dyn Store>) {
     let key = Key::new("USER#1", "SESSION#s");
     store
-        .write(put(&key, item(&[("generation", 0.into()), ("status", "active".into())]), vec![]), NOW)
+        .write(
+            put(
+                &key,
+                item(&[("generation", 0.into()), ("status", "active".into())]),
+                vec![],
+            ),
+            NOW,
+        )
         .await
         .unwrap();
 
@@ -106,16 +179,29 @@ async fn update_sets_fields_and_keeps_others(store: Arc<dyn Store>) {
 
 async fn update_of_missing_item_fails(store: Arc<dyn Store>) {
     let key = Key::new("USER#missing", "SESSION#s");
-    let update = Write::Update { key: key.clone(), set: item(&[("status", "revoked".into())]), conditions: vec![] };
+    let update = Write::Update {
+        key: key.clone(),
+        set: item(&[("status", "revoked".into())]),
+        conditions: vec![],
+    };
     let result = store.write(update, NOW).await;
 
-    assert!(matches!(result, Err(StoreError::ConditionFailed)), "{result:?}");
-    assert!(store.get(&key, NOW).await.unwrap().is_none(), "the update must not create the item");
+    assert!(
+        matches!(result, Err(StoreError::ConditionFailed)),
+        "{result:?}"
+    );
+    assert!(
+        store.get(&key, NOW).await.unwrap().is_none(),
+        "the update must not create the item"
+    );
 }
 
 async fn equals_mismatch_leaves_item(store: Arc<dyn Store>) {
     let key = Key::new("USER#1", "SESSION#s");
-    store.write(put(&key, item(&[("generation", 3.into())]), vec![]), NOW).await.unwrap();
+    store
+        .write(put(&key, item(&[("generation", 3.into())]), vec![]), NOW)
+        .await
+        .unwrap();
 
     let update = Write::Update {
         key: key.clone(),
@@ -123,28 +209,64 @@ async fn equals_mismatch_leaves_item(store: Arc<dyn Store>) {
         conditions: vec![Condition::Equals("generation".into(), 2.into())],
     };
     let result = store.write(update, NOW).await;
-    assert!(matches!(result, Err(StoreError::ConditionFailed)), "{result:?}");
-    assert_eq!(store.get(&key, NOW).await.unwrap().unwrap().number("generation"), Some(3));
+    assert!(
+        matches!(result, Err(StoreError::ConditionFailed)),
+        "{result:?}"
+    );
+    assert_eq!(
+        store
+            .get(&key, NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .number("generation"),
+        Some(3)
+    );
 }
 
 async fn transaction_is_all_or_nothing(store: Arc<dyn Store>) {
     let taken = Key::new("EMAIL#taken@example.com", "EMAIL");
-    store.write(put(&taken, item(&[("user_id", "1".into())]), vec![]), NOW).await.unwrap();
+    store
+        .write(put(&taken, item(&[("user_id", "1".into())]), vec![]), NOW)
+        .await
+        .unwrap();
 
     let profile = Key::new("USER#2", "PROFILE");
     let result = store
         .transact(
             vec![
-                put(&profile, item(&[("email", "taken@example.com".into())]), vec![Condition::Absent]),
-                put(&taken, item(&[("user_id", "2".into())]), vec![Condition::Absent]),
+                put(
+                    &profile,
+                    item(&[("email", "taken@example.com".into())]),
+                    vec![Condition::Absent],
+                ),
+                put(
+                    &taken,
+                    item(&[("user_id", "2".into())]),
+                    vec![Condition::Absent],
+                ),
             ],
             NOW,
         )
         .await;
 
-    assert!(matches!(result, Err(StoreError::ConditionFailed)), "{result:?}");
-    assert!(store.get(&profile, NOW).await.unwrap().is_none(), "the first write must be rolled back");
-    assert_eq!(store.get(&taken, NOW).await.unwrap().unwrap().string("user_id"), Some("1"));
+    assert!(
+        matches!(result, Err(StoreError::ConditionFailed)),
+        "{result:?}"
+    );
+    assert!(
+        store.get(&profile, NOW).await.unwrap().is_none(),
+        "the first write must be rolled back"
+    );
+    assert_eq!(
+        store
+            .get(&taken, NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .string("user_id"),
+        Some("1")
+    );
 }
 
 async fn transaction_applies_every_write(store: Arc<dyn Store>) {
@@ -153,8 +275,16 @@ async fn transaction_applies_every_write(store: Arc<dyn Store>) {
     store
         .transact(
             vec![
-                put(&session, item(&[("generation", 0.into())]), vec![Condition::Absent]),
-                put(&refresh, item(&[("session_id", "s".into())]), vec![Condition::Absent]),
+                put(
+                    &session,
+                    item(&[("generation", 0.into())]),
+                    vec![Condition::Absent],
+                ),
+                put(
+                    &refresh,
+                    item(&[("session_id", "s".into())]),
+                    vec![Condition::Absent],
+                ),
             ],
             NOW,
         )
@@ -167,27 +297,62 @@ async fn transaction_applies_every_write(store: Arc<dyn Store>) {
 
 async fn conditional_delete(store: Arc<dyn Store>) {
     let key = Key::new("STATE#s", "STATE");
-    store.write(put(&key, item(&[("v", 1.into())]), vec![]), NOW).await.unwrap();
+    store
+        .write(put(&key, item(&[("v", 1.into())]), vec![]), NOW)
+        .await
+        .unwrap();
 
-    let wrong = Write::Delete { key: key.clone(), conditions: vec![Condition::Equals("v".into(), 2.into())] };
-    assert!(matches!(store.write(wrong, NOW).await, Err(StoreError::ConditionFailed)));
-    let right = Write::Delete { key: key.clone(), conditions: vec![Condition::Present] };
+    let wrong = Write::Delete {
+        key: key.clone(),
+        conditions: vec![Condition::Equals("v".into(), 2.into())],
+    };
+    assert!(matches!(
+        store.write(wrong, NOW).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    let right = Write::Delete {
+        key: key.clone(),
+        conditions: vec![Condition::Present],
+    };
     store.write(right, NOW).await.unwrap();
     assert!(store.get(&key, NOW).await.unwrap().is_none());
 
-    let again = Write::Delete { key: key.clone(), conditions: vec![Condition::Present] };
+    let again = Write::Delete {
+        key: key.clone(),
+        conditions: vec![Condition::Present],
+    };
     assert!(
-        matches!(store.write(again, NOW).await, Err(StoreError::ConditionFailed)),
+        matches!(
+            store.write(again, NOW).await,
+            Err(StoreError::ConditionFailed)
+        ),
         "a second delete of the same item must fail its condition"
     );
 }
 
 async fn query_filters_by_prefix_in_order(store: Arc<dyn Store>) {
-    for (sk, expires) in [("SESSION#b", NOW + 100), ("SESSION#a", NOW + 100), ("SESSION#c", NOW - 1), ("PROFILE", NOW + 100)] {
+    for (sk, expires) in [
+        ("SESSION#b", NOW + 100),
+        ("SESSION#a", NOW + 100),
+        ("SESSION#c", NOW - 1),
+        ("PROFILE", NOW + 100),
+    ] {
         let key = Key::new("USER#q", sk);
-        store.write(put(&key, item(&[(EXPIRES_AT, expires.into())]), vec![]), NOW - 10).await.unwrap();
+        store
+            .write(
+                put(&key, item(&[(EXPIRES_AT, expires.into())]), vec![]),
+                NOW - 10,
+            )
+            .await
+            .unwrap();
     }
-    store.write(put(&Key::new("USER#other", "SESSION#z"), item(&[]), vec![]), NOW).await.unwrap();
+    store
+        .write(
+            put(&Key::new("USER#other", "SESSION#z"), item(&[]), vec![]),
+            NOW,
+        )
+        .await
+        .unwrap();
 
     let found = store.query("USER#q", "SESSION#", NOW).await.unwrap();
     let sort_keys: Vec<&str> = found.iter().map(|(key, _)| key.sk.as_str()).collect();
@@ -205,16 +370,31 @@ async fn concurrent_absent_puts_have_one_winner(store: Arc<dyn Store>) {
         let key = key.clone();
         tokio::spawn(async move {
             store
-                .write(put(&key, item(&[("user_id", index.to_string().into())]), vec![Condition::Absent]), NOW)
+                .write(
+                    put(
+                        &key,
+                        item(&[("user_id", index.to_string().into())]),
+                        vec![Condition::Absent],
+                    ),
+                    NOW,
+                )
                 .await
         })
     });
     let results = futures::future::join_all(attempts).await;
 
-    let winners = results.iter().filter(|result| matches!(result, Ok(Ok(())))).count();
+    let winners = results
+        .iter()
+        .filter(|result| matches!(result, Ok(Ok(()))))
+        .count();
     let losers = results
         .iter()
-        .filter(|result| matches!(result, Ok(Err(StoreError::ConditionFailed | StoreError::Conflict))))
+        .filter(|result| {
+            matches!(
+                result,
+                Ok(Err(StoreError::ConditionFailed | StoreError::Conflict))
+            )
+        })
         .count();
     assert_eq!(winners, 1);
     assert_eq!(losers, 19);

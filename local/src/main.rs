@@ -24,9 +24,9 @@ struct Options {
 
 fn parse_serve_options(args: &[String]) -> Result<Options, String> {
     let mut port = match std::env::var("PORT") {
-        Ok(value) => value
-            .parse()
-            .map_err(|_| format!("PORT is invalid ({value:?}); expected a port number from 1 to 65535"))?,
+        Ok(value) => value.parse().map_err(|_| {
+            format!("PORT is invalid ({value:?}); expected a port number from 1 to 65535")
+        })?,
         Err(_) => 3000,
     };
     let mut data_dir = std::env::var_os("LAMBDA_AUTH_DATA_DIR")
@@ -38,9 +38,9 @@ fn parse_serve_options(args: &[String]) -> Result<Options, String> {
         match arg.as_str() {
             "--port" => {
                 let value = args.next().ok_or("--port needs a value")?;
-                port = value
-                    .parse()
-                    .map_err(|_| format!("--port is invalid ({value:?}); expected a port number from 1 to 65535"))?;
+                port = value.parse().map_err(|_| {
+                    format!("--port is invalid ({value:?}); expected a port number from 1 to 65535")
+                })?;
             }
             "--data-dir" => {
                 data_dir = PathBuf::from(args.next().ok_or("--data-dir needs a value")?);
@@ -54,8 +54,9 @@ fn parse_serve_options(args: &[String]) -> Result<Options, String> {
 fn keygen(args: &[String]) -> Result<(), String> {
     let algorithm = match args {
         [] => Algorithm::RS256,
-        [flag, value] if flag == "--algorithm" => Algorithm::parse(value)
-            .ok_or_else(|| format!("--algorithm is invalid ({value:?}); expected RS256, ES256, EdDSA or HS256"))?,
+        [flag, value] if flag == "--algorithm" => Algorithm::parse(value).ok_or_else(|| {
+            format!("--algorithm is invalid ({value:?}); expected RS256, ES256, EdDSA or HS256")
+        })?,
         _ => return Err("keygen takes only --algorithm ALG".into()),
     };
     let stored = StoredKeySet::generate(algorithm, SystemClock.now()).map_err(|e| e.to_string())?;
@@ -64,16 +65,28 @@ fn keygen(args: &[String]) -> Result<(), String> {
 }
 
 async fn run(options: Options) -> Result<(), String> {
-    let (app, created) = app_for_data_dir(&options.data_dir, options.port, &lambda_auth::config::process_env).map_err(|e| e.to_string())?;
+    let (app, created) = app_for_data_dir(
+        &options.data_dir,
+        options.port,
+        &lambda_auth::config::process_env,
+    )
+    .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
         .map_err(|error| format!("cannot listen on 127.0.0.1:{}: {error}", options.port))?;
     let url = format!("http://127.0.0.1:{}", options.port);
 
     if created {
-        println!("Created a {} signing key set in {}", app.keys().current_alg().as_str(), options.data_dir.display());
+        println!(
+            "Created a {} signing key set in {}",
+            app.keys().current_alg().as_str(),
+            options.data_dir.display()
+        );
     }
-    println!("lambda-auth is listening on {url} (data in {})", options.data_dir.display());
+    println!(
+        "lambda-auth is listening on {url} (data in {})",
+        options.data_dir.display()
+    );
     println!("Try:");
     println!(
         "  curl -i {url}/auth/register -H 'content-type: application/json' \\\n    -d '{{\"email\":\"ada@example.com\",\"password\":\"correct horse battery staple\"}}'"

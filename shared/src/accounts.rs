@@ -91,7 +91,7 @@ impl App {
             email: email.address.clone(),
             role: ROLE_USER.to_owned(),
             disabled: false,
-            password_hash: Some(self.hasher.hash(&password)),
+            password_hash: Some(self.hash_password(&password)),
             created_at: now,
         };
         let profile = Item::from([
@@ -101,7 +101,10 @@ impl App {
             ("email_key".to_owned(), email.key.clone().into()),
             ("role".to_owned(), user.role.clone().into()),
             ("status".to_owned(), "active".into()),
-            ("password_hash".to_owned(), user.password_hash.clone().unwrap_or_default().into()),
+            (
+                "password_hash".to_owned(),
+                user.password_hash.clone().unwrap_or_default().into(),
+            ),
             ("created_at".to_owned(), now.into()),
         ]);
         let claim = Item::from([
@@ -159,7 +162,13 @@ impl App {
         let password = normalize(&credentials.password);
 
         let failure = |reason: &'static str, user_id: Option<&str>| {
-            audit::record(AuditKind::LoginFailure, &client, user_id, None, Some(reason));
+            audit::record(
+                AuditKind::LoginFailure,
+                &client,
+                user_id,
+                None,
+                Some(reason),
+            );
             Problem::unauthorized("invalid_credentials", "the email or password is incorrect")
         };
 
@@ -171,20 +180,30 @@ impl App {
         };
         let Some(user) = user else {
             // Same argon2 work as a real verification, so timing does not reveal unknown emails.
-            self.hasher.verify_dummy(&password);
+            self.verify_dummy_password(&password);
             return Err(failure("unknown_email", None));
         };
-        let Some(stored_hash) = user.password_hash.as_deref().filter(|hash| !hash.is_empty()) else {
-            self.hasher.verify_dummy(&password);
+        let Some(stored_hash) = user
+            .password_hash
+            .as_deref()
+            .filter(|hash| !hash.is_empty())
+        else {
+            self.verify_dummy_password(&password);
             return Err(failure("no_password", Some(&user.id)));
         };
 
-        let needs_rehash = match self.hasher.verify(&password, stored_hash) {
+        let needs_rehash = match self.verify_password(&password, stored_hash) {
             Verification::Mismatch => return Err(failure("wrong_password", Some(&user.id))),
             Verification::Match { needs_rehash } => needs_rehash,
         };
         if user.disabled {
-            audit::record(AuditKind::LoginFailure, &client, Some(&user.id), None, Some("account_disabled"));
+            audit::record(
+                AuditKind::LoginFailure,
+                &client,
+                Some(&user.id),
+                None,
+                Some("account_disabled"),
+            );
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "account_disabled",
@@ -196,46 +215,76 @@ impl App {
         }
 
         let tokens = self.start_session(&user, &client).await?;
-        audit::record(AuditKind::LoginSuccess, &client, Some(&user.id), Some(&tokens.session_id), None);
+        audit::record(
+            AuditKind::LoginSuccess,
+            &client,
+            Some(&user.id),
+            Some(&tokens.session_id),
+            None,
+        );
         Ok(tokens.into_response())
     }
 
     /// Replaces a hash made with old parameters. A failure is logged and login goes on, because
     /// the old hash still verifies.
-    async fn upgrade_hash(&self, user: &User, old_hash: &str, password: &crate::password::NormalizedPassword) {
+    async fn upgrade_hash(
+        &self,
+        user: &User,
+        old_hash: &str,
+        password: &crate::password::NormalizedPassword,
+    ) {
         let write = Write::Update {
             key: user_key(&user.id),
-            set: Item::from([("password_hash".to_owned(), self.hasher.hash(password).into())]),
+            set: Item::from([(
+                "password_hash".to_owned(),
+                self.hash_password(password).into(),
+            )]),
             conditions: vec![Condition::Equals("password_hash".into(), old_hash.into())],
         };
         match self.store.write(write, self.now()).await {
-            Ok(()) => tracing::info!(user_id = %user.id, "password hash upgraded to the configured parameters"),
-            Err(error) => tracing::warn!(user_id = %user.id, error = %error, "password hash upgrade failed"),
+            Ok(()) => {
+                tracing::info!(user_id = %user.id, "password hash upgraded to the configured parameters")
+            }
+            Err(error) => {
+                tracing::warn!(user_id = %user.id, error = %error, "password hash upgrade failed")
+            }
         }
     }
 
     pub(crate) async fn me(&self, request: &Request) -> Result<Response, Problem> {
         let claims = self.authenticate(request).await?;
-        let user = self
-            .load_user(&claims.sub)
-            .await?
-            .ok_or_else(|| Problem::unauthorized("invalid_token", "the token's user no longer exists"))?;
+        let user = self.load_user(&claims.sub).await?.ok_or_else(|| {
+            Problem::unauthorized("invalid_token", "the token's user no longer exists")
+        })?;
         if user.disabled {
-            return Err(Problem::new(StatusCode::FORBIDDEN, "account_disabled", "this account is disabled"));
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "this account is disabled",
+            ));
         }
         Ok(json_response(StatusCode::OK, &user.profile_json()))
     }
 
     /// Verifies the bearer access token and checks that its session is still active, so that
     /// this service's own routes honour logout at once.
-    pub(crate) async fn authenticate(&self, request: &Request) -> Result<crate::token::AccessClaims, Problem> {
+    pub(crate) async fn authenticate(
+        &self,
+        request: &Request,
+    ) -> Result<crate::token::AccessClaims, Problem> {
         let token = bearer_token(request.headers()).unwrap_or_else(|| {
-            Err(Problem::unauthorized("missing_token", "an Authorization: Bearer access token is required"))
+            Err(Problem::unauthorized(
+                "missing_token",
+                "an Authorization: Bearer access token is required",
+            ))
         })?;
         let claims = crate::token::verify(&self.keys, &self.policy, token, self.now())
             .map_err(|error| Problem::unauthorized(error.code(), error.to_string()))?;
         if !self.session_is_active(&claims.sub, &claims.sid).await? {
-            return Err(Problem::unauthorized("invalid_token", "the token's session has ended"));
+            return Err(Problem::unauthorized(
+                "invalid_token",
+                "the token's session has ended",
+            ));
         }
         Ok(claims)
     }

@@ -2,6 +2,7 @@
 //! that turns a request into a response.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
@@ -9,7 +10,7 @@ use http::{Method, StatusCode};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{add_security_headers, Problem, Request, Response};
-use crate::password::PasswordHasher;
+use crate::password::{NormalizedPassword, PasswordHasher, Verification};
 use crate::store::Store;
 use crate::token::{KeySet, VerificationPolicy};
 
@@ -73,6 +74,8 @@ pub struct App {
     pub(crate) hasher: PasswordHasher,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) policy: VerificationPolicy,
+    /// Argon2 computations since start: hashes and verifications, real or dummy.
+    password_hashes: AtomicU64,
 }
 
 impl fmt::Debug for App {
@@ -92,7 +95,7 @@ impl App {
         keys: Arc<KeySet>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let hasher = PasswordHasher::new(config.argon2.clone());
+        let hasher = PasswordHasher::new(config.argon2);
         let policy = config.verification_policy();
         App {
             config,
@@ -101,6 +104,7 @@ impl App {
             hasher,
             clock,
             policy,
+            password_hashes: AtomicU64::new(0),
         }
     }
 
@@ -118,6 +122,28 @@ impl App {
 
     pub(crate) fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Number of argon2 computations so far. Tests use it to prove that a request was rejected
+    /// before any hashing, or that an unknown email costs the same work as a known one.
+    pub fn hash_count(&self) -> u64 {
+        self.password_hashes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn hash_password(&self, password: &NormalizedPassword) -> String {
+        self.password_hashes.fetch_add(1, Ordering::Relaxed);
+        self.hasher.hash(password)
+    }
+
+    pub(crate) fn verify_password(&self, password: &NormalizedPassword, phc: &str) -> Verification {
+        self.password_hashes.fetch_add(1, Ordering::Relaxed);
+        self.hasher.verify(password, phc)
+    }
+
+    /// Spends the work of one verification without a stored hash, for unknown emails.
+    pub(crate) fn verify_dummy_password(&self, password: &NormalizedPassword) {
+        self.password_hashes.fetch_add(1, Ordering::Relaxed);
+        self.hasher.verify_dummy(password);
     }
 
     /// Serves a request whose path names the route.

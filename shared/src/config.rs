@@ -18,7 +18,11 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.found {
-            None => write!(f, "{} is not set; expected {}", self.variable, self.expected),
+            None => write!(
+                f,
+                "{} is not set; expected {}",
+                self.variable, self.expected
+            ),
             Some(found) => write!(
                 f,
                 "{} is invalid ({found:?}); expected {}",
@@ -124,9 +128,20 @@ impl Config {
                 found: Some(memory.to_string()),
             })?;
 
-        let session_idle_ttl = number(env, "SESSION_IDLE_TTL_SECONDS", 7 * 86_400, 60, 365 * 86_400)?;
-        let session_absolute_ttl =
-            number(env, "SESSION_ABSOLUTE_TTL_SECONDS", 30 * 86_400, 60, 365 * 86_400)?;
+        let session_idle_ttl = number(
+            env,
+            "SESSION_IDLE_TTL_SECONDS",
+            7 * 86_400,
+            60,
+            365 * 86_400,
+        )?;
+        let session_absolute_ttl = number(
+            env,
+            "SESSION_ABSOLUTE_TTL_SECONDS",
+            30 * 86_400,
+            60,
+            365 * 86_400,
+        )?;
         if session_absolute_ttl < session_idle_ttl {
             return Err(ConfigError {
                 variable: "SESSION_ABSOLUTE_TTL_SECONDS",
@@ -213,7 +228,10 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::from_env(&|name| map.get(name).cloned(), Some("http://127.0.0.1:3000"))
+        Config::from_env(
+            &|name| map.get(name).cloned(),
+            Some("http://127.0.0.1:3000"),
+        )
     }
 
     #[test]

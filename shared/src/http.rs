@@ -95,7 +95,10 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Problem> {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("the request body is {} bytes; the limit is {MAX_BODY_BYTES}", body.len()),
+            format!(
+                "the request body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                body.len()
+            ),
         ));
     }
     if !is_json(request.headers()) {
@@ -187,7 +190,10 @@ pub fn add_security_headers(response: &mut Response) {
     const HEADERS: [(&str, &str); 5] = [
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
-        ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+        (
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        ),
         ("referrer-policy", "no-referrer"),
         (
             "content-security-policy",

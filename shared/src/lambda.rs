@@ -36,10 +36,11 @@ pub async fn fetch_key_set(
         .send()
         .await
         .map_err(|error| StartError::KeySet(DisplayErrorContext(&error).to_string()))?;
-    let text = output.secret_string().ok_or_else(|| {
-        StartError::KeySet(format!("secret {secret_id} has no string value"))
-    })?;
-    let stored = StoredKeySet::from_json(text).map_err(|error| StartError::KeySet(error.to_string()))?;
+    let text = output
+        .secret_string()
+        .ok_or_else(|| StartError::KeySet(format!("secret {secret_id} has no string value")))?;
+    let stored =
+        StoredKeySet::from_json(text).map_err(|error| StartError::KeySet(error.to_string()))?;
     KeySet::from_stored(&stored).map_err(|error| StartError::KeySet(error.to_string()))
 }
 

@@ -71,11 +71,17 @@ pub fn load_or_create_key_set(
         Err(error) => return Err(file_error(path, error)),
     };
 
-    let mode = fs::metadata(path).map_err(|e| file_error(path, e))?.permissions().mode();
+    let mode = fs::metadata(path)
+        .map_err(|e| file_error(path, e))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         return Err(file_error(
             path,
-            format!("the key set file is readable by other users (mode {:o}); run chmod 600 on it", mode & 0o777),
+            format!(
+                "the key set file is readable by other users (mode {:o}); run chmod 600 on it",
+                mode & 0o777
+            ),
         ));
     }
     let text = fs::read_to_string(path).map_err(|e| file_error(path, e))?;
@@ -98,8 +104,11 @@ pub fn app_for_data_dir(
     let default_issuer = format!("http://127.0.0.1:{port}");
     let config = Config::from_env(env, Some(&default_issuer))?;
     let clock = SystemClock;
-    let (keys, created) =
-        load_or_create_key_set(&data_dir.join(KEY_SET_FILE), config.signing_algorithm, clock.now())?;
+    let (keys, created) = load_or_create_key_set(
+        &data_dir.join(KEY_SET_FILE),
+        config.signing_algorithm,
+        clock.now(),
+    )?;
 
     let store = SqliteStore::open(&data_dir.join(DATABASE_FILE))
         .map_err(|error| LocalError::Store(error.to_string()))?;
@@ -150,7 +159,9 @@ async fn handle(
     let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => {
             let mut request = http::Request::from_parts(parts, collected.to_bytes());
-            request.extensions_mut().insert(SourceIp(peer.ip().to_string()));
+            request
+                .extensions_mut()
+                .insert(SourceIp(peer.ip().to_string()));
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
             let response = app.handle(request).await;

@@ -13,9 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::User;
 use crate::app::App;
 use crate::audit::{self, AuditKind, Client};
-use crate::http::{bearer_token, empty_response, json_body, no_store_json, Problem, Request, Response};
+use crate::http::{
+    bearer_token, empty_response, json_body, no_store_json, Problem, Request, Response,
+};
 use crate::store::{AttrValue, Condition, Item, ItemExt, Key, StoreError, Write, EXPIRES_AT};
-use crate::token::refresh::{hash_refresh_token, looks_like_refresh_token, new_id, new_refresh_token};
+use crate::token::refresh::{
+    hash_refresh_token, looks_like_refresh_token, new_id, new_refresh_token,
+};
 use crate::token::{sign, AccessClaims};
 
 /// Scope of tokens issued by password login.
@@ -139,7 +143,13 @@ impl App {
         }
     }
 
-    fn issued(&self, user: &User, session_id: &str, refresh_token: String, now: i64) -> IssuedTokens {
+    fn issued(
+        &self,
+        user: &User,
+        session_id: &str,
+        refresh_token: String,
+        now: i64,
+    ) -> IssuedTokens {
         IssuedTokens {
             session_id: session_id.to_owned(),
             access_token: self.access_token(&user.id, &user.role, session_id, now),
@@ -150,7 +160,11 @@ impl App {
     }
 
     /// Creates a session and its first refresh token in one transaction.
-    pub(crate) async fn start_session(&self, user: &User, client: &Client) -> Result<IssuedTokens, Problem> {
+    pub(crate) async fn start_session(
+        &self,
+        user: &User,
+        client: &Client,
+    ) -> Result<IssuedTokens, Problem> {
         let now = self.now();
         let session = Session {
             id: new_id(),
@@ -169,8 +183,14 @@ impl App {
             ("created_at".to_owned(), now.into()),
             ("last_used_at".to_owned(), now.into()),
             ("rotated_at".to_owned(), now.into()),
-            ("absolute_expires_at".to_owned(), session.absolute_expires_at.into()),
-            (EXPIRES_AT.to_owned(), self.idle_expiry(&session, now).into()),
+            (
+                "absolute_expires_at".to_owned(),
+                session.absolute_expires_at.into(),
+            ),
+            (
+                EXPIRES_AT.to_owned(),
+                self.idle_expiry(&session, now).into(),
+            ),
         ]);
         if let Some(ip) = &client.ip {
             item.insert("source_ip".to_owned(), ip.clone().into());
@@ -200,16 +220,28 @@ impl App {
         (now + self.config.session_idle_ttl).min(session.absolute_expires_at)
     }
 
-    pub(crate) async fn session_is_active(&self, user_id: &str, session_id: &str) -> Result<bool, Problem> {
-        let item = self.store.get(&session_key(user_id, session_id), self.now()).await?;
-        Ok(item.as_ref().and_then(Session::from_item).is_some_and(|session| session.active))
+    pub(crate) async fn session_is_active(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<bool, Problem> {
+        let item = self
+            .store
+            .get(&session_key(user_id, session_id), self.now())
+            .await?;
+        Ok(item
+            .as_ref()
+            .and_then(Session::from_item)
+            .is_some_and(|session| session.active))
     }
 
     pub(crate) async fn refresh(&self, request: &Request) -> Result<Response, Problem> {
         let body: RefreshRequest = json_body(request)?;
         let client = Client::from_request(request);
         if !looks_like_refresh_token(&body.refresh_token) {
-            return Err(invalid_refresh_token("refresh_token is not a refresh token issued by this service"));
+            return Err(invalid_refresh_token(
+                "refresh_token is not a refresh token issued by this service",
+            ));
         }
         let token_hash = hash_refresh_token(&body.refresh_token);
         let now = self.now();
@@ -233,7 +265,11 @@ impl App {
             .await?
             .ok_or_else(|| invalid_refresh_token("the refresh token's user no longer exists"))?;
         if user.disabled {
-            return Err(Problem::new(StatusCode::FORBIDDEN, "account_disabled", "this account is disabled"));
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "this account is disabled",
+            ));
         }
 
         for _ in 0..ROTATION_ATTEMPTS {
@@ -254,7 +290,13 @@ impl App {
                 self.grace_reissue(&session, now)
             } else {
                 self.revoke(&session, "refresh_token_reused", now).await?;
-                audit::record(AuditKind::RefreshTokenReused, &client, Some(user_id), Some(session_id), None);
+                audit::record(
+                    AuditKind::RefreshTokenReused,
+                    &client,
+                    Some(user_id),
+                    Some(session_id),
+                    None,
+                );
                 return Err(Problem::unauthorized(
                     "refresh_token_reused",
                     "this refresh token was already used; the session has been ended",
@@ -263,8 +305,16 @@ impl App {
 
             match self.store.transact(writes, now).await {
                 Ok(()) => {
-                    audit::record(AuditKind::Refresh, &client, Some(user_id), Some(session_id), None);
-                    return Ok(self.issued(&user, session_id, new_token, now).into_response());
+                    audit::record(
+                        AuditKind::Refresh,
+                        &client,
+                        Some(user_id),
+                        Some(session_id),
+                        None,
+                    );
+                    return Ok(self
+                        .issued(&user, session_id, new_token, now)
+                        .into_response());
                 }
                 // Another request rotated the session first: read it again and decide anew.
                 Err(StoreError::ConditionFailed | StoreError::Conflict) => continue,
@@ -316,7 +366,12 @@ impl App {
 
     /// Marks a session revoked. Its refresh tokens stop working; the item stays until it expires
     /// so that later presentations of its tokens are still recognised.
-    async fn revoke(&self, session: &Session, reason: &'static str, now: i64) -> Result<(), Problem> {
+    async fn revoke(
+        &self,
+        session: &Session,
+        reason: &'static str,
+        now: i64,
+    ) -> Result<(), Problem> {
         let write = Write::Update {
             key: session_key(&session.user_id, &session.id),
             set: Item::from([
@@ -349,7 +404,9 @@ impl App {
             let token = body
                 .refresh_token
                 .filter(|token| looks_like_refresh_token(token))
-                .ok_or_else(|| invalid_refresh_token("refresh_token is missing or not a refresh token"))?;
+                .ok_or_else(|| {
+                    invalid_refresh_token("refresh_token is missing or not a refresh token")
+                })?;
             let item = self
                 .store
                 .get(&refresh_key(&hash_refresh_token(&token)), now)
@@ -370,7 +427,13 @@ impl App {
         if let Some(session) = session.filter(|session| session.active) {
             self.revoke(&session, "logout", now).await?;
         }
-        audit::record(AuditKind::Logout, &client, Some(&user_id), Some(&session_id), None);
+        audit::record(
+            AuditKind::Logout,
+            &client,
+            Some(&user_id),
+            Some(&session_id),
+            None,
+        );
         Ok(empty_response(StatusCode::NO_CONTENT))
     }
 }

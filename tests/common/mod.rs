@@ -31,8 +31,16 @@ pub fn moto_endpoint() -> String {
         endpoint.starts_with("http://127.0.0.1:"),
         "AWS_ENDPOINT_URL must point at a moto server on 127.0.0.1, found {endpoint}"
     );
-    for variable in ["AWS_EC2_METADATA_DISABLED", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
-        assert!(std::env::var(variable).is_ok(), "{variable} must be set by the test command");
+    for variable in [
+        "AWS_EC2_METADATA_DISABLED",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+    ] {
+        assert!(
+            std::env::var(variable).is_ok(),
+            "{variable} must be set by the test command"
+        );
     }
     endpoint
 }
@@ -52,8 +60,14 @@ pub fn unique_name(prefix: &str) -> String {
 /// A DynamoDB store on a new table of the moto server.
 pub async fn dynamo_store() -> DynamoStore {
     let config = aws_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), unique_name("lambda-auth-test"));
-    store.create_table().await.expect("moto creates the test table");
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        unique_name("lambda-auth-test"),
+    );
+    store
+        .create_table()
+        .await
+        .expect("moto creates the test table");
     store
 }
 
@@ -64,14 +78,18 @@ pub fn sqlite_store() -> SqliteStore {
 /// Configuration for tests: the defaults, with cheaper argon2 parameters unless overridden.
 pub fn test_config(overrides: &[(&str, &str)]) -> Config {
     let mut variables: HashMap<String, String> = HashMap::from([
-        ("AUTH_ISSUER".to_owned(), "https://auth.test.example".to_owned()),
+        (
+            "AUTH_ISSUER".to_owned(),
+            "https://auth.test.example".to_owned(),
+        ),
         ("ARGON2_MEMORY_KIB".to_owned(), "8192".to_owned()),
         ("ARGON2_ITERATIONS".to_owned(), "1".to_owned()),
     ]);
     for (name, value) in overrides {
         variables.insert((*name).to_owned(), (*value).to_owned());
     }
-    Config::from_env(&|name| variables.get(name).cloned(), None).expect("test configuration is valid")
+    Config::from_env(&|name| variables.get(name).cloned(), None)
+        .expect("test configuration is valid")
 }
 
 pub fn key_set(algorithm: Algorithm) -> Arc<KeySet> {
@@ -113,6 +131,7 @@ pub fn bearer_request(method: &str, path: &str, token: &str) -> Request {
         .method(method)
         .uri(path)
         .header("authorization", format!("Bearer {token}"))
+        .header("user-agent", "lambda-auth-tests/1.0")
         .body(Bytes::new())
         .expect("a valid test request")
 }
@@ -135,7 +154,8 @@ pub fn assert_problem(response: &Response, status: u16, code: &str) {
     let body = String::from_utf8_lossy(response.body());
     assert_eq!(response.status().as_u16(), status, "status of {body}");
     assert_eq!(
-        response.headers()["content-type"], "application/problem+json",
+        response.headers()["content-type"],
+        "application/problem+json",
         "content type of {body}"
     );
     assert_eq!(body_json(response)["code"], code, "code of {body}");
@@ -144,13 +164,21 @@ pub fn assert_problem(response: &Response, status: u16, code: &str) {
 impl TestApp {
     pub async fn register(&self, email: &str, password: &str) -> Response {
         self.app
-            .handle(json_request("POST", "/auth/register", &credentials(email, password)))
+            .handle(json_request(
+                "POST",
+                "/auth/register",
+                &credentials(email, password),
+            ))
             .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
         self.app
-            .handle(json_request("POST", "/auth/login", &credentials(email, password)))
+            .handle(json_request(
+                "POST",
+                "/auth/login",
+                &credentials(email, password),
+            ))
             .await
     }
 
@@ -165,10 +193,14 @@ impl TestApp {
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         let body = serde_json::json!({ "refresh_token": refresh_token }).to_string();
-        self.app.handle(json_request("POST", "/auth/refresh", &body)).await
+        self.app
+            .handle(json_request("POST", "/auth/refresh", &body))
+            .await
     }
 
     pub async fn me(&self, access_token: &str) -> Response {
-        self.app.handle(bearer_request("GET", "/auth/me", access_token)).await
+        self.app
+            .handle(bearer_request("GET", "/auth/me", access_token))
+            .await
     }
 }

@@ -7,9 +7,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
 use super::{is_live, AttrValue, Condition, Item, Key, Store, StoreError, Write, EXPIRES_AT};
@@ -53,7 +51,9 @@ impl Expressions {
             let mut assignments = Vec::new();
             for (index, (name, value)) in set.iter().enumerate() {
                 expressions.names.insert(format!("#u{index}"), name.clone());
-                expressions.values.insert(format!(":u{index}"), to_attribute(value));
+                expressions
+                    .values
+                    .insert(format!(":u{index}"), to_attribute(value));
                 assignments.push(format!("#u{index} = :u{index}"));
             }
             expressions.update = Some(format!("SET {}", assignments.join(", ")));
@@ -75,7 +75,9 @@ impl Expressions {
                 }
                 Condition::Equals(name, value) => {
                     expressions.names.insert(format!("#c{index}"), name.clone());
-                    expressions.values.insert(format!(":c{index}"), to_attribute(value));
+                    expressions
+                        .values
+                        .insert(format!(":c{index}"), to_attribute(value));
                     clauses.push(format!("#c{index} = :c{index}"));
                 }
             }
@@ -89,7 +91,8 @@ impl Expressions {
     fn use_liveness_names(&mut self, now: i64) {
         self.names.insert("#pk".into(), "pk".into());
         self.names.insert("#exp".into(), EXPIRES_AT.into());
-        self.values.insert(":now".into(), AttributeValue::N(now.to_string()));
+        self.values
+            .insert(":now".into(), AttributeValue::N(now.to_string()));
     }
 
     /// DynamoDB rejects empty expression maps, so empty ones are sent as absent.

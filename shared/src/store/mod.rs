@@ -180,8 +180,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Lists the live items of a partition whose sort key starts with `sk_prefix`, ordered by
     /// sort key.
-    async fn query(&self, pk: &str, sk_prefix: &str, now: i64)
-        -> Result<Vec<(Key, Item)>, StoreError>;
+    async fn query(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        now: i64,
+    ) -> Result<Vec<(Key, Item)>, StoreError>;
 }
 
 /// Whether an item with these attributes is live at `now`.

@@ -109,7 +109,10 @@ fn apply(connection: &Connection, write: &Write, now: i64) -> Result<(), StoreEr
         Write::Put { key, item, .. } => store_item(connection, key, item),
         Write::Update { key, set, .. } => {
             let mut item = live.expect("an update's conditions require a live item");
-            item.extend(set.iter().map(|(name, value)| (name.clone(), value.clone())));
+            item.extend(
+                set.iter()
+                    .map(|(name, value)| (name.clone(), value.clone())),
+            );
             store_item(connection, key, &item)
         }
         Write::Delete { key, .. } => {

@@ -199,7 +199,10 @@ fn decode_object(part: &str) -> Result<Map<String, Value>, TokenError> {
     }
 }
 
-fn check_header(header: &Map<String, Value>, policy: &VerificationPolicy) -> Result<(), TokenError> {
+fn check_header(
+    header: &Map<String, Value>,
+    policy: &VerificationPolicy,
+) -> Result<(), TokenError> {
     let typ = header
         .get("typ")
         .and_then(Value::as_str)
@@ -209,8 +212,13 @@ fn check_header(header: &Map<String, Value>, policy: &VerificationPolicy) -> Res
     if typ != policy.token_type {
         return Err(TokenError::Header("typ is not at+jwt"));
     }
-    if FORBIDDEN_HEADERS.iter().any(|name| header.contains_key(*name)) {
-        return Err(TokenError::Header("embedded or remote key references are not accepted"));
+    if FORBIDDEN_HEADERS
+        .iter()
+        .any(|name| header.contains_key(*name))
+    {
+        return Err(TokenError::Header(
+            "embedded or remote key references are not accepted",
+        ));
     }
     // No extension is understood, so any `crit` list names one we do not support (RFC 7515
     // section 4.1.11).
@@ -259,7 +267,9 @@ fn check_claims(
     }
     let audience_matches = match claims.get("aud") {
         Some(Value::String(aud)) => *aud == policy.audience,
-        Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(&policy.audience)),
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .any(|aud| aud.as_str() == Some(&policy.audience)),
         _ => return Err(TokenError::Claim("aud")),
     };
     if !audience_matches {

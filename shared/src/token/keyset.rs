@@ -163,13 +163,13 @@ pub(crate) enum Signer {
     Rsa(rsa::KeyPair),
     Ecdsa(signature::EcdsaKeyPair),
     Ed25519(signature::Ed25519KeyPair),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 /// A key prepared for verification.
 pub(crate) enum Verifier {
     Public(ParsedPublicKey),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 /// A key set parsed once into prepared keys, ready to sign and verify.
@@ -267,11 +267,13 @@ fn invalid(key: &StoredKey, reason: String) -> KeySetError {
 
 fn prepare(key: &StoredKey, der: &[u8]) -> Result<(Signer, Verifier, Option<Value>), KeySetError> {
     let rejected = |error: aws_lc_rs::error::KeyRejected| {
-        invalid(key, format!("the {} key was rejected: {error}", key.alg.as_str()))
+        invalid(
+            key,
+            format!("the {} key was rejected: {error}", key.alg.as_str()),
+        )
     };
-    let common = |kty: &str| {
-        json!({ "kty": kty, "kid": key.kid, "use": "sig", "alg": key.alg.as_str() })
-    };
+    let common =
+        |kty: &str| json!({ "kty": kty, "kid": key.kid, "use": "sig", "alg": key.alg.as_str() });
 
     match key.alg {
         Algorithm::RS256 => {
@@ -281,19 +283,26 @@ fn prepare(key: &StoredKey, der: &[u8]) -> Result<(Signer, Verifier, Option<Valu
                 ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public.as_ref())
                     .map_err(rejected)?;
             let mut jwk = common("RSA");
-            jwk["n"] = json!(URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()));
-            jwk["e"] = json!(URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()));
+            jwk["n"] =
+                json!(URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()));
+            jwk["e"] =
+                json!(URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()));
             Ok((Signer::Rsa(pair), Verifier::Public(verifier), Some(jwk)))
         }
         Algorithm::ES256 => {
-            let pair =
-                signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
-                    .map_err(rejected)?;
+            let pair = signature::EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                der,
+            )
+            .map_err(rejected)?;
             let point = pair.public_key().as_ref().to_vec();
             let verifier = ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point)
                 .map_err(rejected)?;
             if point.len() != 65 || point[0] != 4 {
-                return Err(invalid(key, "the ES256 public key is not an uncompressed P-256 point".into()));
+                return Err(invalid(
+                    key,
+                    "the ES256 public key is not an uncompressed P-256 point".into(),
+                ));
             }
             let mut jwk = common("EC");
             jwk["crv"] = json!("P-256");
@@ -304,8 +313,7 @@ fn prepare(key: &StoredKey, der: &[u8]) -> Result<(Signer, Verifier, Option<Valu
         Algorithm::EdDSA => {
             let pair = signature::Ed25519KeyPair::from_pkcs8(der).map_err(rejected)?;
             let public = pair.public_key().as_ref().to_vec();
-            let verifier =
-                ParsedPublicKey::new(&signature::ED25519, &public).map_err(rejected)?;
+            let verifier = ParsedPublicKey::new(&signature::ED25519, &public).map_err(rejected)?;
             let mut jwk = common("OKP");
             jwk["crv"] = json!("Ed25519");
             jwk["x"] = json!(URL_SAFE_NO_PAD.encode(&public));
@@ -313,11 +321,18 @@ fn prepare(key: &StoredKey, der: &[u8]) -> Result<(Signer, Verifier, Option<Valu
         }
         Algorithm::HS256 => {
             if der.len() < 32 {
-                return Err(invalid(key, "an HS256 secret needs at least 32 bytes".into()));
+                return Err(invalid(
+                    key,
+                    "an HS256 secret needs at least 32 bytes".into(),
+                ));
             }
             let signing = hmac::Key::new(hmac::HMAC_SHA256, der);
             let verifying = hmac::Key::new(hmac::HMAC_SHA256, der);
-            Ok((Signer::Hmac(signing), Verifier::Hmac(verifying), None))
+            Ok((
+                Signer::Hmac(Box::new(signing)),
+                Verifier::Hmac(Box::new(verifying)),
+                None,
+            ))
         }
     }
 }

@@ -5,4 +5,6 @@ mod keyset;
 pub mod refresh;
 
 pub use jwt::{sign, verify, AccessClaims, TokenError, VerificationPolicy, ACCESS_TOKEN_TYPE};
-pub use keyset::{generate_key, Algorithm, KeySet, KeySetError, KeyStatus, StoredKey, StoredKeySet};
+pub use keyset::{
+    generate_key, Algorithm, KeySet, KeySetError, KeyStatus, StoredKey, StoredKeySet,
+};
