@@ -1,10 +1,10 @@
 //! Common-password check: two bundled lists of common passwords, plus the repeated,
 //! sequential and "list entry plus run" patterns that a list lookup alone misses.
 //!
-//! NIST SP 800-63B asks verifiers to reject passwords found in breach corpora, dictionary
-//! words, and repetitive or sequential characters. With a 15-character minimum most list
-//! entries are too short to be accepted anyway, so the patterns catch the longer passwords
-//! that people build from them, such as `password1234567`.
+//! NIST SP 800-63B requires comparing new passwords against a blocklist, which may hold
+//! breached passwords, dictionary words, and repetitive or sequential characters. With a
+//! 15-character minimum most list entries are too short to be accepted anyway, so the
+//! patterns catch the longer passwords that people build from them, such as `password1234567`.
 //!
 //! Lists, under `shared/data/` (`shared/data/README.md` says how they were extracted):
 //! - `common-passwords-django.txt`: the 19,640 passwords of

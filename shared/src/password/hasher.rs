@@ -191,9 +191,9 @@ impl PasswordHasher {
 
     /// Verifies a password against a stored PHC string.
     ///
-    /// Stored hashes of argon2d, argon2i and argon2id at any valid cost are verified. A
-    /// string that does not parse or that argon2 rejects is logged as a warning, without
-    /// the string, and reported as [`Verification::Mismatch`].
+    /// Stored hashes of argon2d, argon2i and argon2id are verified at any valid cost up to
+    /// 2 GiB of memory. A string that does not parse or that argon2 rejects is logged as a
+    /// warning, without the string, and reported as [`Verification::Mismatch`].
     pub fn verify(&self, password: &NormalizedPassword, phc: &str) -> Verification {
         let stored = match StoredHash::parse(phc) {
             Ok(stored) => stored,
@@ -353,10 +353,10 @@ impl StoredHash {
 /// on the 2-core development machine), and the allocator returns such large buffers to
 /// the OS when they are freed. Keeping the buffers avoids that cost after the first use.
 ///
-/// A shared pool is used instead of one `thread_local!` buffer per thread, because the
-/// hasher may run on any tokio worker or `spawn_blocking` thread, and tokio (1.54 by
-/// default) ends blocking threads after 10 idle seconds, which would drop their buffers. The buffer that
-/// [`PasswordHasher::new`] allocates therefore serves whichever thread hashes first.
+/// The pool is shared by all threads, unlike a `thread_local!` buffer, because the hasher
+/// may run on any tokio worker or `spawn_blocking` thread. Tokio 1.54 also ends a blocking
+/// thread after 10 idle seconds by default, which would drop a thread-local buffer. So the
+/// buffer that [`PasswordHasher::new`] allocates serves whichever thread hashes first.
 struct MemoryPool {
     /// Blocks of one buffer: the block count of the configured parameters.
     block_count: usize,

@@ -17,7 +17,7 @@ use super::common::is_common_password;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PasswordPolicy {
     /// Minimum length in Unicode code points, counted after NFKC normalisation.
-    /// Default: 15, the minimum NIST SP 800-63B sets for a password that is the only factor.
+    /// Default: 15, the minimum NIST SP 800-63B Rev. 4 sets for a password used as the only factor.
     pub min_chars: usize,
     /// Maximum length in UTF-8 bytes of the raw input, checked before any other work.
     /// Default: 256, which fits 64 characters of any script.
