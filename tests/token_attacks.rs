@@ -1,6 +1,6 @@
 //! Forged, tampered and malformed access tokens against `token::verify` and `GET /auth/me`.
 //!
-//! Every case checks that `verify` returns the expected `TokenError` and that `/auth/me` answers
+//! Every case checks that `verify` returns the expected `TokenError` and that `/auth/me` returns
 //! 401 with that error's problem code. Cases about headers and claims are signed with the app's
 //! own key, so that only the check under test can reject them. Cases about signatures use a
 //! foreign key, a forged signature or none. The core set runs for every signing algorithm.
@@ -14,7 +14,9 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, ParsedPublicKey};
 use aws_lc_rs::{hmac, rsa};
 use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{
+    GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
+};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use common::TestApp;
@@ -25,7 +27,7 @@ use serde_json::{json, Map, Value};
 
 const EMAIL: &str = "ada@example.com";
 
-/// The order n of the P-256 group (SEC 2 version 2, section 2.4.2).
+/// The order n of the P-256 group, big-endian.
 const P256_ORDER: [u8; 32] = [
     0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
@@ -39,7 +41,9 @@ fn encode_part(value: &Value) -> String {
 }
 
 fn decode_object(part: &str) -> Map<String, Value> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).expect("the token part is base64url");
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("the token part is base64url");
     match serde_json::from_slice(&bytes).expect("the token part is JSON") {
         Value::Object(object) => object,
         other => panic!("the token part is not a JSON object: {other}"),
@@ -54,7 +58,7 @@ fn split(token: &str) -> [&str; 3] {
     })
 }
 
-/// The `header.payload` prefix that the signature covers.
+/// Returns the `header.payload` prefix that the signature covers.
 fn signing_input(token: &str) -> &str {
     let [header, payload, _] = split(token);
     &token[..header.len() + 1 + payload.len()]
@@ -87,7 +91,7 @@ enum PrivateKey {
     Rsa(rsa::KeyPair),
     Ecdsa(signature::EcdsaKeyPair),
     Ed25519(signature::Ed25519KeyPair),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 /// Signs any header and payload with the current key of a stored key set, for tokens that
@@ -105,15 +109,20 @@ impl RawSigner {
             .decode(&stored_key.private_key)
             .expect("the stored private key is base64");
         let key = match stored_key.alg {
-            Algorithm::RS256 => PrivateKey::Rsa(rsa::KeyPair::from_pkcs8(&der).expect("RSA PKCS#8")),
-            Algorithm::ES256 => PrivateKey::Ecdsa(
-                signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                    .expect("P-256 PKCS#8"),
-            ),
-            Algorithm::EdDSA => {
-                PrivateKey::Ed25519(signature::Ed25519KeyPair::from_pkcs8(&der).expect("Ed25519 PKCS#8"))
+            Algorithm::RS256 => {
+                PrivateKey::Rsa(rsa::KeyPair::from_pkcs8(&der).expect("RSA PKCS#8"))
             }
-            Algorithm::HS256 => PrivateKey::Hmac(hmac::Key::new(hmac::HMAC_SHA256, &der)),
+            Algorithm::ES256 => PrivateKey::Ecdsa(
+                signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &der,
+                )
+                .expect("P-256 PKCS#8"),
+            ),
+            Algorithm::EdDSA => PrivateKey::Ed25519(
+                signature::Ed25519KeyPair::from_pkcs8(&der).expect("Ed25519 PKCS#8"),
+            ),
+            Algorithm::HS256 => PrivateKey::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &der))),
         };
         RawSigner {
             alg: stored_key.alg,
@@ -122,9 +131,10 @@ impl RawSigner {
         }
     }
 
-    /// The header that `token::sign` writes for this key.
+    /// Returns the header that `token::sign` writes for this key.
     fn header(&self) -> Map<String, Value> {
-        let header = json!({ "alg": self.alg.as_str(), "typ": token::ACCESS_TOKEN_TYPE, "kid": self.kid });
+        let header =
+            json!({ "alg": self.alg.as_str(), "typ": token::ACCESS_TOKEN_TYPE, "kid": self.kid });
         header.as_object().expect("a JSON object").clone()
     }
 
@@ -132,8 +142,13 @@ impl RawSigner {
         match &self.key {
             PrivateKey::Rsa(pair) => {
                 let mut signature = vec![0u8; pair.public_modulus_len()];
-                pair.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
-                    .expect("RSA signing succeeds");
+                pair.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .expect("RSA signing succeeds");
                 signature
             }
             PrivateKey::Ecdsa(pair) => pair
@@ -159,8 +174,8 @@ impl RawSigner {
     }
 }
 
-/// The public JWK of a stored key set's current key. HS256 has none in the JWK Set, so an
-/// `oct` JWK carrying the secret stands in for it.
+/// Returns the public JWK of a stored key set's current key. The JWK Set publishes no HS256
+/// key, so for HS256 this returns an `oct` JWK that contains the secret.
 fn public_jwk(stored: &StoredKeySet) -> Value {
     let keys = KeySet::from_stored(stored).expect("a generated key set parses");
     match keys.jwks()["keys"].get(0) {
@@ -186,7 +201,7 @@ fn verify(app: &TestApp, token: &str) -> Result<AccessClaims, TokenError> {
     token::verify(app.app.keys(), &policy, token, app.clock.now())
 }
 
-/// Asserts that `verify` returns `expected` and that `/auth/me` answers 401 with its code.
+/// Asserts that `verify` returns `expected` and that `/auth/me` returns 401 with its code.
 async fn assert_rejected(app: &TestApp, case: &str, token: &str, expected: TokenError) {
     let verified = verify(app, token);
     assert_eq!(
@@ -197,9 +212,16 @@ async fn assert_rejected(app: &TestApp, case: &str, token: &str, expected: Token
 
     let response = app.me(token).await;
     let body = String::from_utf8_lossy(response.body()).into_owned();
-    assert_eq!(response.status(), 401, "{case}: status of /auth/me, body {body}");
     assert_eq!(
-        response.headers().get("content-type").map(|value| value.as_bytes()),
+        response.status(),
+        401,
+        "{case}: status of /auth/me, body {body}"
+    );
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .map(|value| value.as_bytes()),
         Some(&b"application/problem+json"[..]),
         "{case}: content type of {body}"
     );
@@ -217,8 +239,16 @@ async fn assert_accepted(app: &TestApp, case: &str, token: &str, user_id: &str) 
 
     let response = app.me(token).await;
     let body = String::from_utf8_lossy(response.body()).into_owned();
-    assert_eq!(response.status(), 200, "{case}: status of /auth/me, body {body}");
-    assert_eq!(common::body_json(&response)["id"], user_id, "{case}: profile {body}");
+    assert_eq!(
+        response.status(),
+        200,
+        "{case}: status of /auth/me, body {body}"
+    );
+    assert_eq!(
+        common::body_json(&response)["id"],
+        user_id,
+        "{case}: profile {body}"
+    );
 }
 
 fn access_token(login: &Value) -> String {
@@ -231,8 +261,8 @@ fn access_token(login: &Value) -> String {
 // ---------------------------------------------------------------------------------------------
 // The signed-in user under attack
 
-/// A signed-in user of an app whose key set the test also holds in stored form, so that it can
-/// sign tokens with the app's own key.
+/// A signed-in user of an app whose stored key set the test keeps, so that it can sign tokens
+/// with the app's own key.
 struct Target {
     app: TestApp,
     signer: RawSigner,
@@ -243,12 +273,21 @@ struct Target {
 impl Target {
     /// Builds an app as `common::sqlite_app` does, but over a key set generated here.
     async fn new(algorithm: Algorithm) -> Target {
-        let stored = generate_stored(algorithm);
-        let keys = Arc::new(KeySet::from_stored(&stored).expect("a generated key set parses"));
+        Target::from_stored(&generate_stored(algorithm)).await
+    }
+
+    async fn from_stored(stored: &StoredKeySet) -> Target {
+        let algorithm = stored.keys[0].alg;
+        let keys = Arc::new(KeySet::from_stored(stored).expect("a generated key set parses"));
         let config = common::test_config(&[("SIGNING_ALGORITHM", algorithm.as_str())]);
         let clock = Arc::new(ManualClock::new(common::START));
         let app = TestApp {
-            app: App::new(config, Arc::new(common::sqlite_store()), keys, clock.clone()),
+            app: App::new(
+                config,
+                Arc::new(common::sqlite_store()),
+                keys,
+                clock.clone(),
+            ),
             clock,
         };
 
@@ -262,7 +301,7 @@ impl Target {
 
         Target {
             app,
-            signer: RawSigner::new(&stored),
+            signer: RawSigner::new(stored),
             access_token,
             user_id,
         }
@@ -290,6 +329,21 @@ impl Target {
 
     fn payload(&self) -> Map<String, Value> {
         decode_object(split(&self.access_token)[1])
+    }
+
+    fn signature(&self) -> Vec<u8> {
+        URL_SAFE_NO_PAD
+            .decode(split(&self.access_token)[2])
+            .expect("the signature is base64url")
+    }
+
+    /// Returns the real signing input with another signature.
+    fn with_signature(&self, signature: &[u8]) -> String {
+        format!(
+            "{}.{}",
+            signing_input(&self.access_token),
+            URL_SAFE_NO_PAD.encode(signature)
+        )
     }
 
     fn claims(&self) -> AccessClaims {
@@ -332,7 +386,9 @@ impl Target {
 async fn real_token_accepted(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
-    target.assert_accepted("real token", &target.access_token).await;
+    target
+        .assert_accepted("real token", &target.access_token)
+        .await;
 }
 
 /// Shows that tokens signed by `RawSigner` and `token::sign` with the app's key pass, so a
@@ -340,10 +396,10 @@ async fn real_token_accepted(algorithm: Algorithm) {
 async fn resigned_token_accepted(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
-    let raw = target.signed_with_payload(|_| {});
-    target.assert_accepted("raw signer", &raw).await;
-    let library = target.signed_with_claims(|_| {});
-    target.assert_accepted("token::sign", &library).await;
+    let raw_signed = target.signed_with_payload(|_| {});
+    target.assert_accepted("RawSigner", &raw_signed).await;
+    let library_signed = target.signed_with_claims(|_| {});
+    target.assert_accepted("token::sign", &library_signed).await;
 }
 
 async fn alg_none_rejected(algorithm: Algorithm) {
@@ -357,10 +413,18 @@ async fn alg_none_rejected(algorithm: Algorithm) {
 
         let empty_signature = format!("{unsigned}.");
         target
-            .assert_rejected(&format!("alg {alg}, empty signature"), &empty_signature, TokenError::AlgorithmMismatch)
+            .assert_rejected(
+                &format!("alg {alg}, empty signature"),
+                &empty_signature,
+                TokenError::AlgorithmMismatch,
+            )
             .await;
         target
-            .assert_rejected(&format!("alg {alg}, no signature part"), &unsigned, TokenError::Malformed)
+            .assert_rejected(
+                &format!("alg {alg}, no signature part"),
+                &unsigned,
+                TokenError::Malformed,
+            )
             .await;
     }
 }
@@ -368,10 +432,12 @@ async fn alg_none_rejected(algorithm: Algorithm) {
 async fn alg_changed_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
-    let others = ["RS256", "RS384", "PS256", "ES256", "ES384", "EdDSA", "HS256"]
-        .into_iter()
-        .filter(|alg| *alg != algorithm.as_str());
-    for alg in others {
+    let other_algs = [
+        "RS256", "RS384", "PS256", "ES256", "ES384", "EdDSA", "HS256",
+    ]
+    .into_iter()
+    .filter(|alg| *alg != algorithm.as_str());
+    for alg in other_algs {
         let token = target.signed_with_header(|header| {
             header.insert("alg".into(), json!(alg));
         });
@@ -385,22 +451,34 @@ async fn empty_signature_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
     let token = format!("{}.", signing_input(&target.access_token));
-    target.assert_rejected("empty signature", &token, TokenError::BadSignature).await;
+    target
+        .assert_rejected("empty signature", &token, TokenError::BadSignature)
+        .await;
 }
 
 async fn zero_signature_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
-    let length = URL_SAFE_NO_PAD
-        .decode(split(&target.access_token)[2])
-        .expect("the signature is base64url")
-        .len();
-    let token = format!(
-        "{}.{}",
-        signing_input(&target.access_token),
-        URL_SAFE_NO_PAD.encode(vec![0u8; length])
-    );
-    target.assert_rejected("zero signature", &token, TokenError::BadSignature).await;
+    let token = target.with_signature(&vec![0u8; target.signature().len()]);
+    target
+        .assert_rejected("zero signature", &token, TokenError::BadSignature)
+        .await;
+}
+
+async fn truncated_signature_rejected(algorithm: Algorithm) {
+    let target = Target::new(algorithm).await;
+    let signature = target.signature();
+
+    for length in [signature.len() / 2, signature.len() - 1, 1] {
+        let token = target.with_signature(&signature[..length]);
+        target
+            .assert_rejected(
+                &format!("first {length} signature bytes"),
+                &token,
+                TokenError::BadSignature,
+            )
+            .await;
+    }
 }
 
 async fn signature_trailing_bits_rejected(algorithm: Algorithm) {
@@ -420,7 +498,9 @@ async fn signature_trailing_bits_rejected(algorithm: Algorithm) {
     );
 
     let token = format!("{}.{changed}", signing_input(&target.access_token));
-    target.assert_rejected("trailing bits", &token, TokenError::Malformed).await;
+    target
+        .assert_rejected("trailing bits", &token, TokenError::Malformed)
+        .await;
 }
 
 async fn foreign_key_rejected(algorithm: Algorithm) {
@@ -428,7 +508,9 @@ async fn foreign_key_rejected(algorithm: Algorithm) {
     let foreign = common::key_set(algorithm);
 
     let token = token::sign(&foreign, &target.claims());
-    target.assert_rejected("foreign kid", &token, TokenError::UnknownKey).await;
+    target
+        .assert_rejected("foreign kid", &token, TokenError::UnknownKey)
+        .await;
 }
 
 async fn foreign_signature_with_our_kid_rejected(algorithm: Algorithm) {
@@ -436,20 +518,34 @@ async fn foreign_signature_with_our_kid_rejected(algorithm: Algorithm) {
     let foreign = RawSigner::new(&generate_stored(algorithm));
 
     let token = foreign.sign(&target.header(), &target.payload());
-    target.assert_rejected("our kid, foreign signature", &token, TokenError::BadSignature).await;
+    target
+        .assert_rejected(
+            "our kid, foreign signature",
+            &token,
+            TokenError::BadSignature,
+        )
+        .await;
 }
 
 async fn tampered_sub_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
-    let victim = target.app.register("victim@example.com", common::PASSWORD).await;
+    let victim = target
+        .app
+        .register("victim@example.com", common::PASSWORD)
+        .await;
     assert_eq!(victim.status(), 201, "{:?}", victim.body());
     let victim_id = common::body_json(&victim)["id"].clone();
     let [header, _, signature] = split(&target.access_token);
 
     let mut payload = target.payload();
     payload.insert("sub".into(), victim_id);
-    let token = format!("{header}.{}.{signature}", encode_part(&Value::Object(payload)));
-    target.assert_rejected("sub of another user", &token, TokenError::BadSignature).await;
+    let token = format!(
+        "{header}.{}.{signature}",
+        encode_part(&Value::Object(payload))
+    );
+    target
+        .assert_rejected("sub of another user", &token, TokenError::BadSignature)
+        .await;
 }
 
 async fn tampered_role_rejected(algorithm: Algorithm) {
@@ -458,8 +554,13 @@ async fn tampered_role_rejected(algorithm: Algorithm) {
 
     let mut payload = target.payload();
     payload.insert("role".into(), json!("admin"));
-    let token = format!("{header}.{}.{signature}", encode_part(&Value::Object(payload)));
-    target.assert_rejected("role admin", &token, TokenError::BadSignature).await;
+    let token = format!(
+        "{header}.{}.{signature}",
+        encode_part(&Value::Object(payload))
+    );
+    target
+        .assert_rejected("role admin", &token, TokenError::BadSignature)
+        .await;
 }
 
 async fn unknown_kid_rejected(algorithm: Algorithm) {
@@ -468,7 +569,9 @@ async fn unknown_kid_rejected(algorithm: Algorithm) {
     let token = target.signed_with_header(|header| {
         header.insert("kid".into(), json!("no-such-key"));
     });
-    target.assert_rejected("unknown kid", &token, TokenError::UnknownKey).await;
+    target
+        .assert_rejected("unknown kid", &token, TokenError::UnknownKey)
+        .await;
 }
 
 async fn missing_kid_rejected(algorithm: Algorithm) {
@@ -501,7 +604,11 @@ async fn typ_jwt_rejected(algorithm: Algorithm) {
             header.insert("typ".into(), json!(typ));
         });
         target
-            .assert_rejected(&format!("typ {typ}"), &token, TokenError::Header("typ is not at+jwt"))
+            .assert_rejected(
+                &format!("typ {typ}"),
+                &token,
+                TokenError::Header("typ is not at+jwt"),
+            )
             .await;
     }
 }
@@ -517,8 +624,8 @@ async fn typ_media_type_forms_accepted(algorithm: Algorithm) {
     }
 }
 
-/// Each header parameter points at a key the attacker controls, and the token is signed with
-/// that key under its own kid.
+/// Signs tokens with an attacker's key under its own kid, each with one header parameter that
+/// points at that key.
 async fn key_reference_headers_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
     let attacker_stored = generate_stored(algorithm);
@@ -555,17 +662,31 @@ async fn crit_header_rejected(algorithm: Algorithm) {
         header.insert("exp".into(), json!(common::START + 60));
     });
     target
-        .assert_rejected("crit", &token, TokenError::Header("crit names an unsupported extension"))
+        .assert_rejected(
+            "crit",
+            &token,
+            TokenError::Header("crit names an unsupported extension"),
+        )
         .await;
 }
 
 async fn header_array_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
-    let header = json!([target.algorithm().as_str(), token::ACCESS_TOKEN_TYPE, target.kid()]);
+    let header = json!([
+        target.algorithm().as_str(),
+        token::ACCESS_TOKEN_TYPE,
+        target.kid()
+    ]);
 
-    let input = format!("{}.{}", encode_part(&header), split(&target.access_token)[1]);
+    let input = format!(
+        "{}.{}",
+        encode_part(&header),
+        split(&target.access_token)[1]
+    );
     let token = target.signer.sign_input(&input);
-    target.assert_rejected("header array", &token, TokenError::Malformed).await;
+    target
+        .assert_rejected("header array", &token, TokenError::Malformed)
+        .await;
 }
 
 async fn four_parts_rejected(algorithm: Algorithm) {
@@ -573,22 +694,37 @@ async fn four_parts_rejected(algorithm: Algorithm) {
     let signature = split(&target.access_token)[2];
 
     let token = format!("{}.{signature}", target.access_token);
-    target.assert_rejected("four parts", &token, TokenError::Malformed).await;
+    target
+        .assert_rejected("four parts", &token, TokenError::Malformed)
+        .await;
 }
 
 async fn two_parts_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
     let token = signing_input(&target.access_token).to_owned();
-    target.assert_rejected("two parts", &token, TokenError::Malformed).await;
+    target
+        .assert_rejected("two parts", &token, TokenError::Malformed)
+        .await;
 }
 
 async fn garbage_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
-    for garbage in ["not-a-token", "%%%.%%%.%%%", "a.b.c", "..", "eyJ.eyJ.eyJ", "!!!!.????.****"] {
+    for garbage in [
+        "not-a-token",
+        "%%%.%%%.%%%",
+        "a.b.c",
+        "..",
+        "eyJ.eyJ.eyJ",
+        "!!!!.????.****",
+    ] {
         target
-            .assert_rejected(&format!("garbage {garbage}"), garbage, TokenError::Malformed)
+            .assert_rejected(
+                &format!("garbage {garbage}"),
+                garbage,
+                TokenError::Malformed,
+            )
             .await;
     }
 }
@@ -599,8 +735,14 @@ async fn oversized_token_rejected(algorithm: Algorithm) {
     let token = target.signed_with_payload(|payload| {
         payload.insert("padding".into(), json!("a".repeat(9 * 1024)));
     });
-    assert!(token.len() > 9 * 1024, "the token has {} bytes", token.len());
-    target.assert_rejected("9 KiB token", &token, TokenError::Malformed).await;
+    assert!(
+        token.len() > 9 * 1024,
+        "the token has {} bytes",
+        token.len()
+    );
+    target
+        .assert_rejected("9 KiB token", &token, TokenError::Malformed)
+        .await;
 }
 
 async fn large_token_accepted(algorithm: Algorithm) {
@@ -609,7 +751,11 @@ async fn large_token_accepted(algorithm: Algorithm) {
     let token = target.signed_with_payload(|payload| {
         payload.insert("padding".into(), json!("a".repeat(5 * 1024)));
     });
-    assert!(token.len() < 8 * 1024, "the token has {} bytes", token.len());
+    assert!(
+        token.len() < 8 * 1024,
+        "the token has {} bytes",
+        token.len()
+    );
     target.assert_accepted("7 KiB token", &token).await;
 }
 
@@ -630,7 +776,9 @@ async fn empty_sub_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
     let token = target.signed_with_claims(|claims| claims.sub = String::new());
-    target.assert_rejected("empty sub", &token, TokenError::Claim("sub")).await;
+    target
+        .assert_rejected("empty sub", &token, TokenError::Claim("sub"))
+        .await;
 }
 
 async fn exp_not_integer_rejected(algorithm: Algorithm) {
@@ -651,14 +799,20 @@ async fn foreign_aud_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
     let token = target.signed_with_claims(|claims| claims.aud = "another-service".into());
-    target.assert_rejected("aud another-service", &token, TokenError::WrongAudience).await;
+    target
+        .assert_rejected("aud another-service", &token, TokenError::WrongAudience)
+        .await;
 }
 
 async fn foreign_iss_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
     let issuer = target.claims().iss;
 
-    for foreign in ["https://other-issuer.test.example", "https://auth.test.example/", "http://auth.test.example"] {
+    for foreign in [
+        "https://other-issuer.test.example",
+        "https://auth.test.example/",
+        "http://auth.test.example",
+    ] {
         assert_ne!(foreign, issuer, "the foreign issuer differs from ours");
         let token = target.signed_with_claims(|claims| claims.iss = foreign.into());
         target
@@ -670,12 +824,20 @@ async fn foreign_iss_rejected(algorithm: Algorithm) {
 async fn aud_array_without_ours_rejected(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
-    for audiences in [json!([]), json!(["another-service"]), json!(["another-service", "third-service"])] {
+    for audiences in [
+        json!([]),
+        json!(["another-service"]),
+        json!(["another-service", "third-service"]),
+    ] {
         let token = target.signed_with_payload(|payload| {
             payload.insert("aud".into(), audiences.clone());
         });
         target
-            .assert_rejected(&format!("aud {audiences}"), &token, TokenError::WrongAudience)
+            .assert_rejected(
+                &format!("aud {audiences}"),
+                &token,
+                TokenError::WrongAudience,
+            )
             .await;
     }
 }
@@ -688,7 +850,9 @@ async fn aud_array_with_ours_accepted(algorithm: Algorithm) {
         let token = target.signed_with_payload(|payload| {
             payload.insert("aud".into(), audiences.clone());
         });
-        target.assert_accepted(&format!("aud {audiences}"), &token).await;
+        target
+            .assert_accepted(&format!("aud {audiences}"), &token)
+            .await;
     }
 }
 
@@ -701,7 +865,9 @@ async fn expired_beyond_leeway_rejected(algorithm: Algorithm) {
         claims.nbf = exp - 900;
         claims.exp = exp;
     });
-    target.assert_rejected("exp 31 s ago", &token, TokenError::Expired).await;
+    target
+        .assert_rejected("exp 31 s ago", &token, TokenError::Expired)
+        .await;
 }
 
 async fn expired_within_leeway_accepted(algorithm: Algorithm) {
@@ -722,7 +888,11 @@ async fn clock_past_expiry_rejected(algorithm: Algorithm) {
 
     target.app.clock.advance(lifetime + target.leeway() + 1);
     target
-        .assert_rejected("clock 31 s past exp", &target.access_token, TokenError::Expired)
+        .assert_rejected(
+            "clock 31 s past exp",
+            &target.access_token,
+            TokenError::Expired,
+        )
         .await;
 }
 
@@ -731,10 +901,13 @@ async fn clock_within_leeway_accepted(algorithm: Algorithm) {
     let lifetime = target.app.app.config().access_token_ttl;
 
     target.app.clock.advance(lifetime + target.leeway());
-    target.assert_accepted("clock 30 s past exp", &target.access_token).await;
+    target
+        .assert_accepted("clock 30 s past exp", &target.access_token)
+        .await;
 }
 
-/// A far-future `exp` signed by the issuer is not expired.
+/// Checks that a far-future `exp` signed by the issuer is accepted, so `exp + leeway` must not
+/// overflow.
 async fn exp_max_value_accepted(algorithm: Algorithm) {
     let target = Target::new(algorithm).await;
 
@@ -747,7 +920,9 @@ async fn nbf_beyond_leeway_rejected(algorithm: Algorithm) {
     let nbf = target.now() + target.leeway() + 1;
 
     let token = target.signed_with_claims(|claims| claims.nbf = nbf);
-    target.assert_rejected("nbf in 31 s", &token, TokenError::NotYetValid).await;
+    target
+        .assert_rejected("nbf in 31 s", &token, TokenError::NotYetValid)
+        .await;
 }
 
 async fn nbf_within_leeway_accepted(algorithm: Algorithm) {
@@ -763,7 +938,9 @@ async fn iat_beyond_leeway_rejected(algorithm: Algorithm) {
     let iat = target.now() + target.leeway() + 1;
 
     let token = target.signed_with_claims(|claims| claims.iat = iat);
-    target.assert_rejected("iat in 31 s", &token, TokenError::NotYetValid).await;
+    target
+        .assert_rejected("iat in 31 s", &token, TokenError::NotYetValid)
+        .await;
 }
 
 macro_rules! attacks_for {
@@ -778,6 +955,7 @@ macro_rules! attacks_for {
                 alg_changed_rejected,
                 empty_signature_rejected,
                 zero_signature_rejected,
+                truncated_signature_rejected,
                 signature_trailing_bits_rejected,
                 foreign_key_rejected,
                 foreign_signature_with_our_kid_rejected,
@@ -844,7 +1022,8 @@ async fn sign_in(app: &TestApp) -> (String, String) {
     (user_id, token)
 }
 
-/// Appends a DER length octet sequence (X.690 section 8.1.3).
+/// Appends a DER length: one byte below 128, otherwise 0x80 plus the number of length bytes,
+/// followed by the length in big-endian bytes.
 fn push_der_length(out: &mut Vec<u8>, length: usize) {
     if length < 0x80 {
         out.push(length as u8);
@@ -863,7 +1042,7 @@ fn der_element(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A DER INTEGER of a non-negative big-endian magnitude.
+/// Encodes a non-negative big-endian magnitude as a DER INTEGER.
 fn der_unsigned_integer(magnitude: &[u8]) -> Vec<u8> {
     let start = magnitude.iter().take_while(|byte| **byte == 0).count();
     let mut content = Vec::with_capacity(magnitude.len() + 1);
@@ -879,14 +1058,14 @@ fn der_unsigned_integer(magnitude: &[u8]) -> Vec<u8> {
     der_element(0x02, &content)
 }
 
-/// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 A.1.1).
+/// Encodes the PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`.
 fn pkcs1_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     let mut content = der_unsigned_integer(n);
     content.extend(der_unsigned_integer(e));
     der_element(0x30, &content)
 }
 
-/// PEM text (RFC 7468) with 64-character lines and no newline after the END line.
+/// Encodes DER as PEM text with 64-character lines and no newline after the END line.
 fn pem(label: &str, der: &[u8]) -> String {
     let encoded = STANDARD.encode(der);
     let mut text = format!("-----BEGIN {label}-----\n");
@@ -902,7 +1081,9 @@ fn jwk_bytes(jwk: &Value, member: &str) -> Vec<u8> {
     let text = jwk[member]
         .as_str()
         .unwrap_or_else(|| panic!("the JWK has no {member}: {jwk}"));
-    URL_SAFE_NO_PAD.decode(text).expect("JWK members are base64url")
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .expect("JWK members are base64url")
 }
 
 /// Forges HS256 tokens under the app's kid, each keyed with one encoding of the app's public
@@ -924,7 +1105,13 @@ async fn assert_hmac_keys_rejected(app: &TestApp, token: &str, keys: &[(&str, Ve
             "{input}.{}",
             URL_SAFE_NO_PAD.encode(hmac::sign(&key, input.as_bytes()))
         );
-        assert_rejected(app, &format!("HMAC keyed with {case}"), &forged, TokenError::AlgorithmMismatch).await;
+        assert_rejected(
+            app,
+            &format!("HMAC keyed with {case}"),
+            &forged,
+            TokenError::AlgorithmMismatch,
+        )
+        .await;
     }
 }
 
@@ -937,28 +1124,50 @@ async fn hmac_with_rsa_public_key_rejected() {
     let e = jwk_bytes(&jwk, "e");
 
     let pkcs1_der = pkcs1_public_key_der(&n, &e);
-    let signature = URL_SAFE_NO_PAD.decode(split(&token)[2]).expect("base64url signature");
+    let signature = URL_SAFE_NO_PAD
+        .decode(split(&token)[2])
+        .expect("base64url signature");
     let parsed = ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &pkcs1_der)
         .expect("the PKCS#1 DER parses");
     assert!(
-        parsed.verify_sig(signing_input(&token).as_bytes(), &signature).is_ok(),
+        parsed
+            .verify_sig(signing_input(&token).as_bytes(), &signature)
+            .is_ok(),
         "the PKCS#1 DER built from the JWKS is the app's signing key"
     );
-    let spki: PublicKeyX509Der = rsa::PublicKeyComponents { n: &n[..], e: &e[..] }
-        .as_der()
-        .expect("SPKI DER");
+    let spki: PublicKeyX509Der = rsa::PublicKeyComponents {
+        n: &n[..],
+        e: &e[..],
+    }
+    .as_der()
+    .expect("SPKI DER");
     let spki_der = spki.as_ref().to_vec();
-    assert!(spki_der.ends_with(&pkcs1_der), "the SPKI DER wraps the PKCS#1 DER");
+    assert!(
+        spki_der.ends_with(&pkcs1_der),
+        "the SPKI DER wraps the PKCS#1 DER"
+    );
 
     let spki_pem = pem("PUBLIC KEY", &spki_der);
     let pkcs1_pem = pem("RSA PUBLIC KEY", &pkcs1_der);
     let keys = [
         ("SPKI PEM", spki_pem.clone().into_bytes()),
-        ("SPKI PEM with trailing newline", format!("{spki_pem}\n").into_bytes()),
-        ("SPKI PEM with leading newline", format!("\n{spki_pem}").into_bytes()),
-        ("SPKI PEM with both newlines", format!("\n{spki_pem}\n").into_bytes()),
+        (
+            "SPKI PEM with trailing newline",
+            format!("{spki_pem}\n").into_bytes(),
+        ),
+        (
+            "SPKI PEM with leading newline",
+            format!("\n{spki_pem}").into_bytes(),
+        ),
+        (
+            "SPKI PEM with both newlines",
+            format!("\n{spki_pem}\n").into_bytes(),
+        ),
         ("PKCS#1 PEM", pkcs1_pem.clone().into_bytes()),
-        ("PKCS#1 PEM with trailing newline", format!("{pkcs1_pem}\n").into_bytes()),
+        (
+            "PKCS#1 PEM with trailing newline",
+            format!("{pkcs1_pem}\n").into_bytes(),
+        ),
         ("PKCS#1 DER", pkcs1_der),
         ("SPKI DER", spki_der),
         ("JWK text", jwk.to_string().into_bytes()),
@@ -1016,4 +1225,67 @@ async fn es256_zero_r_s_rejected() {
 #[tokio::test]
 async fn es256_group_order_r_s_rejected() {
     assert_es256_signature_rejected("r = s = n", &P256_ORDER, &P256_ORDER).await;
+}
+
+#[tokio::test]
+async fn es256_der_signature_rejected() {
+    let stored = generate_stored(Algorithm::ES256);
+    let target = Target::from_stored(&stored).await;
+    let der = STANDARD
+        .decode(&stored.keys[0].private_key)
+        .expect("the stored private key is base64");
+    let pair =
+        signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &der)
+            .expect("P-256 PKCS#8");
+
+    // An ES256 JWS signature (RFC 7518) is r || s in 64 fixed bytes, not the ASN.1 DER form.
+    let der_signature = pair
+        .sign(
+            &SystemRandom::new(),
+            signing_input(&target.access_token).as_bytes(),
+        )
+        .expect("ECDSA signing succeeds");
+    let token = target.with_signature(der_signature.as_ref());
+    target
+        .assert_rejected("DER signature", &token, TokenError::BadSignature)
+        .await;
+}
+
+#[tokio::test]
+async fn rs256_signature_with_leading_zero_rejected() {
+    let target = Target::new(Algorithm::RS256).await;
+
+    let mut signature = vec![0u8];
+    signature.extend(target.signature());
+    let token = target.with_signature(&signature);
+    target
+        .assert_rejected("leading zero byte", &token, TokenError::BadSignature)
+        .await;
+}
+
+/// The order L of the Ed25519 base point, little-endian.
+const ED25519_ORDER: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+];
+
+/// Replaces S with S + L, which satisfies the verification equation but is not the canonical
+/// encoding that RFC 8032 section 5.1.7 requires (S < L).
+#[tokio::test]
+async fn eddsa_non_canonical_s_rejected() {
+    let target = Target::new(Algorithm::EdDSA).await;
+    let mut signature = target.signature();
+    assert_eq!(signature.len(), 64, "an Ed25519 signature is R || S");
+
+    let mut carry = 0u16;
+    for (byte, order_byte) in signature[32..].iter_mut().zip(ED25519_ORDER) {
+        let sum = u16::from(*byte) + u16::from(order_byte) + carry;
+        *byte = sum as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0, "S + L fits in 32 bytes because S < L < 2^253");
+    let token = target.with_signature(&signature);
+    target
+        .assert_rejected("S + L", &token, TokenError::BadSignature)
+        .await;
 }

@@ -27,9 +27,13 @@ fn request(path: &str) -> http::Request<Bytes> {
 }
 
 fn bench_login(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let config = Config::from_env(&|_| None, Some("https://auth.example.com")).unwrap();
-    let keys = KeySet::from_stored(&StoredKeySet::generate(config.signing_algorithm, 0).unwrap()).unwrap();
+    let keys =
+        KeySet::from_stored(&StoredKeySet::generate(config.signing_algorithm, 0).unwrap()).unwrap();
     let hasher = PasswordHasher::new(config.argon2);
     let app = App::new(
         config,

@@ -11,7 +11,9 @@ use aws_lc_rs::{hmac, rsa};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion};
-use lambda_auth::token::{sign, verify, AccessClaims, Algorithm, KeySet, StoredKeySet, VerificationPolicy};
+use lambda_auth::token::{
+    sign, verify, AccessClaims, Algorithm, KeySet, StoredKeySet, VerificationPolicy,
+};
 
 const NOW: i64 = 1_796_414_400;
 
@@ -32,29 +34,42 @@ fn claims() -> AccessClaims {
 }
 
 /// The bare primitive: sign and verify closures over prepared aws-lc-rs keys.
-type Primitive = (Box<dyn Fn(&[u8]) -> Vec<u8>>, Box<dyn Fn(&[u8], &[u8]) -> bool>);
+type Primitive = (
+    Box<dyn Fn(&[u8]) -> Vec<u8>>,
+    Box<dyn Fn(&[u8], &[u8]) -> bool>,
+);
 
 fn primitive(alg: Algorithm, der: &[u8]) -> Primitive {
     match alg {
         Algorithm::RS256 => {
             let pair = rsa::KeyPair::from_pkcs8(der).unwrap();
-            let public =
-                ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref()).unwrap();
+            let public = ParsedPublicKey::new(
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                pair.public_key().as_ref(),
+            )
+            .unwrap();
             let rng = SystemRandom::new();
             (
                 Box::new(move |message| {
                     let mut out = vec![0u8; pair.public_modulus_len()];
-                    pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut out).unwrap();
+                    pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut out)
+                        .unwrap();
                     out
                 }),
                 Box::new(move |message, sig| public.verify_sig(message, sig).is_ok()),
             )
         }
         Algorithm::ES256 => {
-            let pair =
-                signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der).unwrap();
-            let public =
-                ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref()).unwrap();
+            let pair = signature::EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                der,
+            )
+            .unwrap();
+            let public = ParsedPublicKey::new(
+                &signature::ECDSA_P256_SHA256_FIXED,
+                pair.public_key().as_ref(),
+            )
+            .unwrap();
             let rng = SystemRandom::new();
             (
                 Box::new(move |message| pair.sign(&rng, message).unwrap().as_ref().to_vec()),
@@ -63,7 +78,8 @@ fn primitive(alg: Algorithm, der: &[u8]) -> Primitive {
         }
         Algorithm::EdDSA => {
             let pair = signature::Ed25519KeyPair::from_pkcs8(der).unwrap();
-            let public = ParsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref()).unwrap();
+            let public =
+                ParsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref()).unwrap();
             (
                 Box::new(move |message| pair.sign(message).as_ref().to_vec()),
                 Box::new(move |message, sig| public.verify_sig(message, sig).is_ok()),
@@ -82,7 +98,12 @@ fn primitive(alg: Algorithm, der: &[u8]) -> Primitive {
 
 fn bench_tokens(c: &mut Criterion) {
     let policy = VerificationPolicy::new("https://auth.example.com", "lambda-auth", 30);
-    for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA, Algorithm::HS256] {
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+        Algorithm::HS256,
+    ] {
         let stored = StoredKeySet::generate(alg, NOW).unwrap();
         let keys = KeySet::from_stored(&stored).unwrap();
         let der = STANDARD.decode(&stored.keys[0].private_key).unwrap();
@@ -95,7 +116,9 @@ fn bench_tokens(c: &mut Criterion) {
         assert!(bare_verify(signed_part.as_bytes(), &signature));
 
         let mut group = c.benchmark_group(alg.as_str());
-        group.bench_function("sign token", |b| b.iter(|| sign(&keys, black_box(&claims()))));
+        group.bench_function("sign token", |b| {
+            b.iter(|| sign(&keys, black_box(&claims())))
+        });
         group.bench_function("sign primitive", |b| {
             b.iter(|| bare_sign(black_box(signed_part.as_bytes())))
         });

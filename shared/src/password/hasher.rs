@@ -25,9 +25,9 @@ const OUTPUT_LEN: usize = 32;
 const MAX_STORED_SALT_LEN: usize = 64;
 const MAX_STORED_OUTPUT_LEN: usize = 64;
 
-/// Largest memory cost of a stored hash that [`PasswordHasher::verify`] runs: 2 GiB, far
-/// above any setting for interactive logins. A corrupt stored value above it would
-/// otherwise make the process allocate up to 4 TiB.
+/// Largest memory cost of a stored hash that [`PasswordHasher::verify`] runs: 2 GiB, about
+/// 100 times the OWASP minimum. Without it, a corrupt stored value could make the process
+/// allocate up to 4 TiB.
 const MAX_STORED_MEMORY_KIB: u32 = 2 * 1024 * 1024;
 
 /// Argon2id cost parameters of new hashes.
@@ -127,7 +127,8 @@ pub struct PasswordHasher {
     params: Argon2Params,
     argon2: Argon2<'static>,
     /// PHC string with the configured parameters that [`PasswordHasher::verify_dummy`]
-    /// verifies against. Its salt and output are random, so no password matches it.
+    /// verifies against. Its salt and output are random, so in practice no password
+    /// matches it (the chance is 2^-256).
     dummy_phc: String,
     memory_pool: MemoryPool,
 }
@@ -176,8 +177,8 @@ impl PasswordHasher {
     ///
     /// # Panics
     ///
-    /// Panics if the OS random generator fails, or if the password is longer than
-    /// argon2 allows (4 GiB). [`super::PasswordPolicy::check_max_bytes`] rejects such input long before.
+    /// Panics if the OS random generator fails, or if the password is longer than argon2
+    /// allows (4 GiB). [`super::PasswordPolicy::check_max_bytes`] rejects such input first.
     pub fn hash(&self, password: &NormalizedPassword) -> String {
         let mut salt = [0u8; SALT_LEN];
         OsRng.fill_bytes(&mut salt);
@@ -583,6 +584,20 @@ mod tests {
         // The stored hash needs more memory than the pool buffers hold.
         let old_hasher = PasswordHasher::new(Argon2Params::new(12 * 1024, 1, 1).unwrap());
         let new_hasher = PasswordHasher::new(small_params());
+        let phc = old_hasher.hash(&password("correct horse battery staple"));
+
+        assert_eq!(
+            new_hasher.verify(&password("correct horse battery staple"), &phc),
+            Verification::Match { needs_rehash: true }
+        );
+        assert_eq!(new_hasher.memory_pool.lock_idle().len(), 1);
+    }
+
+    #[test]
+    fn smaller_stored_memory_verifies() {
+        // The stored hash uses the first part of a pool buffer.
+        let old_hasher = PasswordHasher::new(small_params());
+        let new_hasher = PasswordHasher::new(Argon2Params::default());
         let phc = old_hasher.hash(&password("correct horse battery staple"));
 
         assert_eq!(

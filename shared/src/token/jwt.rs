@@ -254,10 +254,12 @@ fn check_claims(
     let exp = integer(claims, "exp")?;
     let nbf = integer(claims, "nbf")?;
     let iat = integer(claims, "iat")?;
-    if now > exp + policy.leeway_seconds {
+    // Saturating: `exp` comes from a signed token, but an extreme value must not overflow.
+    if now > exp.saturating_add(policy.leeway_seconds) {
         return Err(TokenError::Expired);
     }
-    if nbf > now + policy.leeway_seconds || iat > now + policy.leeway_seconds {
+    let latest_start = now.saturating_add(policy.leeway_seconds);
+    if nbf > latest_start || iat > latest_start {
         return Err(TokenError::NotYetValid);
     }
 
