@@ -198,7 +198,7 @@ fn generate_stored(algorithm: Algorithm) -> StoredKeySet {
 
 fn verify(app: &TestApp, token: &str) -> Result<AccessClaims, TokenError> {
     let policy = app.app.config().verification_policy();
-    token::verify(app.app.keys(), &policy, token, app.clock.now())
+    token::verify(&app.app.keys(), &policy, token, app.clock.now())
 }
 
 /// Asserts that `verify` returns `expected` and that `/auth/me` returns 401 with its code.
@@ -368,7 +368,7 @@ impl Target {
     fn signed_with_claims(&self, edit: impl FnOnce(&mut AccessClaims)) -> String {
         let mut claims = self.claims();
         edit(&mut claims);
-        token::sign(self.app.app.keys(), &claims)
+        token::sign(&self.app.app.keys(), &claims)
     }
 
     async fn assert_rejected(&self, case: &str, token: &str, expected: TokenError) {

@@ -12,7 +12,9 @@ const USAGE: &str = "\
 Usage:
   lambda-auth-local [--port PORT] [--data-dir DIR]
       Serves every route on http://127.0.0.1:PORT over the embedded store in DIR.
-      PORT defaults to $PORT or 3000; DIR defaults to $LAMBDA_AUTH_DATA_DIR or ./.local-data.
+      PORT defaults to $PORT or 3000; DIR defaults to $LAMBDA_AUTH_DATA_DIR or ./.local-data
+      (relative to the current directory). Settings such as AUTH_ISSUER and
+      ACCESS_TOKEN_TTL_SECONDS come from environment variables; see the README.
   lambda-auth-local keygen [--algorithm RS256|ES256|EdDSA|HS256]
       Prints a new key set as JSON, for the Secrets Manager secret of a deployed stack.
 ";
@@ -22,13 +24,17 @@ struct Options {
     data_dir: PathBuf,
 }
 
+fn parse_port(name: &str, value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(format!(
+            "{name} is invalid ({value:?}); expected a port number from 1 to 65535"
+        )),
+    }
+}
+
 fn parse_serve_options(args: &[String]) -> Result<Options, String> {
-    let mut port = match std::env::var("PORT") {
-        Ok(value) => value.parse().map_err(|_| {
-            format!("PORT is invalid ({value:?}); expected a port number from 1 to 65535")
-        })?,
-        Err(_) => 3000,
-    };
+    let mut port = None;
     let mut data_dir = std::env::var_os("LAMBDA_AUTH_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(".local-data"));
@@ -38,16 +44,23 @@ fn parse_serve_options(args: &[String]) -> Result<Options, String> {
         match arg.as_str() {
             "--port" => {
                 let value = args.next().ok_or("--port needs a value")?;
-                port = value.parse().map_err(|_| {
-                    format!("--port is invalid ({value:?}); expected a port number from 1 to 65535")
-                })?;
+                port = Some(parse_port("--port", value)?);
             }
             "--data-dir" => {
                 data_dir = PathBuf::from(args.next().ok_or("--data-dir needs a value")?);
             }
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    let port = match (port, std::env::var("PORT")) {
+        (Some(port), _) => port,
+        (None, Ok(value)) => parse_port("PORT", &value)?,
+        (None, Err(_)) => 3000,
+    };
     Ok(Options { port, data_dir })
 }
 
@@ -57,7 +70,11 @@ fn keygen(args: &[String]) -> Result<(), String> {
         [flag, value] if flag == "--algorithm" => Algorithm::parse(value).ok_or_else(|| {
             format!("--algorithm is invalid ({value:?}); expected RS256, ES256, EdDSA or HS256")
         })?,
-        _ => return Err("keygen takes only --algorithm ALG".into()),
+        [flag] if flag == "--help" || flag == "-h" => {
+            print!("{USAGE}");
+            return Ok(());
+        }
+        _ => return Err(format!("keygen takes only --algorithm ALG\n\n{USAGE}")),
     };
     let stored = StoredKeySet::generate(algorithm, SystemClock.now()).map_err(|e| e.to_string())?;
     println!("{}", stored.to_json());
@@ -78,7 +95,7 @@ async fn run(options: Options) -> Result<(), String> {
 
     if created {
         println!(
-            "Created a {} signing key set in {}",
+            "Created a signing key set ({}) in {}",
             app.keys().current_alg().as_str(),
             options.data_dir.display()
         );
@@ -92,13 +109,15 @@ async fn run(options: Options) -> Result<(), String> {
         "  curl -i {url}/auth/register -H 'content-type: application/json' \\\n    -d '{{\"email\":\"ada@example.com\",\"password\":\"correct horse battery staple\"}}'"
     );
 
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
     tokio::select! {
-        () = serve(listener, Arc::new(app)) => Ok(()),
-        _ = tokio::signal::ctrl_c() => {
-            println!("Stopped.");
-            Ok(())
-        }
+        () = serve(listener, Arc::new(app)) => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
+    println!("Stopped.");
+    Ok(())
 }
 
 #[tokio::main]

@@ -278,7 +278,10 @@ impl App {
                 "an Authorization: Bearer access token is required",
             ))
         })?;
-        let claims = crate::token::verify(&self.keys, &self.policy, token, self.now())
+        let claims = self
+            .keys
+            .verify(&self.policy, token, self.now())
+            .await
             .map_err(|error| Problem::unauthorized(error.code(), error.to_string()))?;
         if !self.session_is_active(&claims.sub, &claims.sid).await? {
             return Err(Problem::unauthorized(

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::http::{add_security_headers, Problem, Request, Response};
 use crate::password::{NormalizedPassword, PasswordHasher, Verification};
 use crate::store::Store;
-use crate::token::{KeySet, VerificationPolicy};
+use crate::token::{KeySet, KeySetCache, VerificationPolicy};
 
 /// Every route the service serves. Each is one Lambda function in `template.yaml`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl Route {
 pub struct App {
     pub(crate) config: Config,
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) keys: Arc<KeySet>,
+    pub(crate) keys: KeySetCache,
     pub(crate) hasher: PasswordHasher,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) policy: VerificationPolicy,
@@ -92,9 +92,10 @@ impl App {
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
-        keys: Arc<KeySet>,
+        keys: impl Into<KeySetCache>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let keys = keys.into();
         let hasher = PasswordHasher::new(config.argon2);
         let policy = config.verification_policy();
         App {
@@ -112,7 +113,12 @@ impl App {
         &self.config
     }
 
-    pub fn keys(&self) -> &KeySet {
+    /// The cached key set.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.keys()
+    }
+
+    pub fn key_set_cache(&self) -> &KeySetCache {
         &self.keys
     }
 
@@ -191,8 +197,8 @@ impl App {
             Route::Refresh => self.refresh(request).await,
             Route::Logout => self.logout(request).await,
             Route::Me => self.me(request).await,
-            Route::Jwks => Ok(self.jwks()),
-            Route::OpenIdConfiguration => Ok(self.openid_configuration()),
+            Route::Jwks => Ok(self.jwks().await),
+            Route::OpenIdConfiguration => Ok(self.openid_configuration().await),
         }
     }
 }

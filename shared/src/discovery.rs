@@ -12,8 +12,9 @@ use crate::http::{json_response, Response};
 const JWKS_MAX_AGE_SECONDS: u32 = 300;
 
 impl App {
-    pub(crate) fn jwks(&self) -> Response {
-        let mut response = json_response(StatusCode::OK, self.keys.jwks());
+    pub(crate) async fn jwks(&self) -> Response {
+        let keys = self.keys.signing_keys().await;
+        let mut response = json_response(StatusCode::OK, keys.jwks());
         response.headers_mut().insert(
             CACHE_CONTROL,
             HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECONDS}"))
@@ -23,19 +24,16 @@ impl App {
     }
 
     /// The discovery document (OpenID Connect Discovery 1.0 section 3), limited to what the
-    /// service implements today.
-    pub(crate) fn openid_configuration(&self) -> Response {
+    /// service implements today: the issuer and its keys, which is what API Gateway's JWT
+    /// authorizer and JWT libraries read. The service is not an OpenID provider, so it publishes
+    /// no authorization or token endpoint.
+    pub(crate) async fn openid_configuration(&self) -> Response {
         let issuer = &self.config.issuer;
         let document = json!({
             "issuer": issuer,
             "jwks_uri": format!("{issuer}{}", Route::Jwks.path()),
-            "token_endpoint": format!("{issuer}{}", Route::Login.path()),
-            "userinfo_endpoint": format!("{issuer}{}", Route::Me.path()),
-            "response_types_supported": ["token"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [self.keys.current_alg().as_str()],
-            "token_endpoint_auth_methods_supported": ["none"],
-            "grant_types_supported": ["password", "refresh_token"],
+            "access_token_signing_alg_values_supported": [self.keys.signing_keys().await.current_alg().as_str()],
             "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "role", "scope", "client_id"],
             "scopes_supported": [crate::sessions::DEFAULT_SCOPE],
         });

@@ -108,7 +108,19 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Problem> {
             "the request body must be JSON with Content-Type: application/json",
         ));
     }
-    serde_json::from_slice(body).map_err(|error| match error.classify() {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|error| {
+        Problem::bad_request(
+            "malformed_json",
+            format!("the request body is not valid JSON: {error}"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(Problem::bad_request(
+            "invalid_request",
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(|error| match error.classify() {
         serde_json::error::Category::Data => {
             Problem::bad_request("invalid_request", format!("invalid request body: {error}"))
         }

@@ -3,18 +3,18 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, RequestExt};
 
 use crate::app::{App, Route};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{process_env, required, Config, ConfigError};
+use crate::config::{number, process_env, required, Config, ConfigError};
 use crate::http::SourceIp;
 use crate::store::dynamo::DynamoStore;
-use crate::token::{KeySet, StoredKeySet};
+use crate::token::{KeySetCache, RefreshPolicy, SecretsManagerSource};
 
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -23,25 +23,6 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("could not load the signing key set from Secrets Manager: {0}")]
     KeySet(String),
-}
-
-/// Loads the key set from a Secrets Manager secret (ARN or name).
-pub async fn fetch_key_set(
-    client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
-) -> Result<KeySet, StartError> {
-    let output = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|error| StartError::KeySet(DisplayErrorContext(&error).to_string()))?;
-    let text = output
-        .secret_string()
-        .ok_or_else(|| StartError::KeySet(format!("secret {secret_id} has no string value")))?;
-    let stored =
-        StoredKeySet::from_json(text).map_err(|error| StartError::KeySet(error.to_string()))?;
-    KeySet::from_stored(&stored).map_err(|error| StartError::KeySet(error.to_string()))
 }
 
 /// Builds the application from the process environment: configuration, AWS clients and the
@@ -66,9 +47,25 @@ pub async fn app_from(
 
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-    let keys = fetch_key_set(&aws_sdk_secretsmanager::Client::new(&aws), &secret).await?;
-    tracing::info!(kid = keys.current_kid(), "signing key set loaded");
-    Ok(App::new(config, Arc::new(store), Arc::new(keys), clock))
+    let source = SecretsManagerSource {
+        client: aws_sdk_secretsmanager::Client::new(&aws),
+        secret_id: secret,
+    };
+    let refresh = RefreshPolicy {
+        max_age: Duration::from_secs(number(env, "KEYSET_MAX_AGE_SECONDS", 300, 0, 3600)? as u64),
+        min_refetch_interval: Duration::from_secs(number(
+            env,
+            "KEYSET_REFETCH_INTERVAL_SECONDS",
+            30,
+            0,
+            3600,
+        )? as u64),
+    };
+    let keys = KeySetCache::load(Arc::new(source), refresh)
+        .await
+        .map_err(StartError::KeySet)?;
+    tracing::info!(kid = keys.keys().current_kid(), "signing key set loaded");
+    Ok(App::new(config, Arc::new(store), keys, clock))
 }
 
 /// Runs one function: builds the application once, then serves `route` for every invocation.

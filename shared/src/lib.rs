@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod email;
 pub mod http;
 pub mod password;
+pub mod rotation;
 pub mod sessions;
 pub mod store;
 pub mod token;

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -91,18 +91,23 @@ pub fn load_or_create_key_set(
 }
 
 /// Builds the local application over a data folder, creating the folder (mode 0700), the
-/// database and the key set on first start.
+/// database and the key set on first start. The configuration is checked before anything is
+/// written, and an existing folder keeps its mode.
 pub fn app_for_data_dir(
     data_dir: &Path,
     port: u16,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(App, bool), LocalError> {
-    fs::create_dir_all(data_dir).map_err(|e| file_error(data_dir, e))?;
-    fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| file_error(data_dir, e))?;
-
     let default_issuer = format!("http://127.0.0.1:{port}");
     let config = Config::from_env(env, Some(&default_issuer))?;
+
+    if !data_dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|e| file_error(data_dir, e))?;
+    }
     let clock = SystemClock;
     let (keys, created) = load_or_create_key_set(
         &data_dir.join(KEY_SET_FILE),

@@ -2,11 +2,21 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. `RUST_LOG` sets the filter (default `info`).
+/// Installs the global subscriber. `RUST_LOG` sets the filter (default `info`); an invalid
+/// value is reported and replaced by the default rather than stopping start-up.
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+
+    let (filter, invalid) = match std::env::var("RUST_LOG") {
+        Ok(value) => match EnvFilter::try_new(&value) {
+            Ok(filter) => (filter, None),
+            Err(error) => (EnvFilter::new("info"), Some((value, error))),
+        },
+        Err(_) => (EnvFilter::new("info"), None),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // `try_init` fails only when a subscriber is already installed, which is fine to keep.
     let _ = if json {
@@ -18,4 +28,7 @@ pub fn init(json: bool) {
     } else {
         builder.with_target(true).try_init()
     };
+    if let Some((value, error)) = invalid {
+        tracing::warn!(value = %value, error = %error, "RUST_LOG is invalid; logging at info");
+    }
 }

@@ -110,7 +110,7 @@ fn invalid_refresh_token(detail: &str) -> Problem {
 
 impl App {
     /// Signs an access token for a user's session.
-    fn access_token(&self, user_id: &str, role: &str, session_id: &str, now: i64) -> String {
+    async fn access_token(&self, user_id: &str, role: &str, session_id: &str, now: i64) -> String {
         let claims = AccessClaims {
             iss: self.config.issuer.clone(),
             sub: user_id.to_owned(),
@@ -124,7 +124,7 @@ impl App {
             scope: DEFAULT_SCOPE.to_owned(),
             client_id: FIRST_PARTY_CLIENT.to_owned(),
         };
-        sign(&self.keys, &claims)
+        sign(&*self.keys.signing_keys().await, &claims)
     }
 
     /// The refresh-token item written next to a session update.
@@ -143,7 +143,7 @@ impl App {
         }
     }
 
-    fn issued(
+    async fn issued(
         &self,
         user: &User,
         session_id: &str,
@@ -152,7 +152,9 @@ impl App {
     ) -> IssuedTokens {
         IssuedTokens {
             session_id: session_id.to_owned(),
-            access_token: self.access_token(&user.id, &user.role, session_id, now),
+            access_token: self
+                .access_token(&user.id, &user.role, session_id, now)
+                .await,
             refresh_token,
             expires_in: self.config.access_token_ttl,
             scope: DEFAULT_SCOPE.to_owned(),
@@ -213,7 +215,7 @@ impl App {
                 now,
             )
             .await?;
-        Ok(self.issued(user, &session.id, refresh_token, now))
+        Ok(self.issued(user, &session.id, refresh_token, now).await)
     }
 
     fn idle_expiry(&self, session: &Session, now: i64) -> i64 {
@@ -314,6 +316,7 @@ impl App {
                     );
                     return Ok(self
                         .issued(&user, session_id, new_token, now)
+                        .await
                         .into_response());
                 }
                 // Another request rotated the session first: read it again and decide anew.

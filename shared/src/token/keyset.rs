@@ -110,6 +110,23 @@ impl StoredKeySet {
         serde_json::to_string_pretty(self).expect("a key set always serialises")
     }
 
+    /// Returns the set that follows this one in a rotation: a new current key of `alg`, this
+    /// set's current key as the previous one, and no older key.
+    pub fn rotated(&self, alg: Algorithm, now: i64) -> Result<Self, KeySetError> {
+        let mut keys = vec![generate_key(alg, KeyStatus::Current, now)?];
+        if let Some(current) = self
+            .keys
+            .iter()
+            .find(|key| key.status == KeyStatus::Current)
+        {
+            keys.push(StoredKey {
+                status: KeyStatus::Previous,
+                ..current.clone()
+            });
+        }
+        Ok(StoredKeySet { keys })
+    }
+
     /// Generates a key set with one current key of the given algorithm.
     pub fn generate(alg: Algorithm, now: i64) -> Result<Self, KeySetError> {
         Ok(StoredKeySet {
@@ -247,6 +264,13 @@ impl KeySet {
     /// The public keys as a JWK Set (RFC 7517). HMAC secrets are never published.
     pub fn jwks(&self) -> &Value {
         &self.jwks
+    }
+
+    /// The `kid`s of every key, sorted.
+    pub fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.verifiers.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
     }
 
     pub(crate) fn signer(&self) -> &Signer {
