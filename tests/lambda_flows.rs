@@ -172,7 +172,7 @@ impl LambdaHarness {
     }
 
     /// Invokes the adapter the way the Lambda runtime does and serialises its response.
-    async fn invoke_raw(&self, event_json: &str, bound: Option<Route>) -> GatewayResponse {
+    async fn invoke_raw(&self, event_json: &str, bound: &[Route]) -> GatewayResponse {
         let request: LambdaRequest =
             serde_json::from_str(event_json).expect("the event deserialises as lambda_http does");
         let app = &self.app;
@@ -216,7 +216,7 @@ impl LambdaHarness {
     }
 
     async fn invoke(&self, event: Event<'_>) -> GatewayResponse {
-        self.invoke_raw(&event.to_json(self.payload), None).await
+        self.invoke_raw(&event.to_json(self.payload), &[]).await
     }
 
     async fn register(&self, email: &str) -> GatewayResponse {
@@ -435,7 +435,7 @@ async fn function_rejects_other_routes() {
         .json(json!({ "email": "ada@example.com", "password": common::PASSWORD }))
         .to_json(Payload::HttpApiV2);
 
-    let response = harness.invoke_raw(&event, Some(Route::Login)).await;
+    let response = harness.invoke_raw(&event, &[Route::Login]).await;
 
     assert_eq!(response.status, 404);
     assert_eq!(response.body["code"], "not_found");

@@ -24,10 +24,14 @@ pub enum Route {
     Me,
     Jwks,
     OpenIdConfiguration,
+    /// `GET` lists and `POST` creates the caller's API keys.
+    ApiKeys,
+    /// `DELETE /auth/api-keys/{id}` revokes one key.
+    ApiKey,
 }
 
 impl Route {
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 9] = [
         Route::Register,
         Route::Login,
         Route::Refresh,
@@ -35,6 +39,8 @@ impl Route {
         Route::Me,
         Route::Jwks,
         Route::OpenIdConfiguration,
+        Route::ApiKeys,
+        Route::ApiKey,
     ];
 
     pub fn path(self) -> &'static str {
@@ -46,23 +52,31 @@ impl Route {
             Route::Me => "/auth/me",
             Route::Jwks => "/.well-known/jwks.json",
             Route::OpenIdConfiguration => "/.well-known/openid-configuration",
+            Route::ApiKeys => "/auth/api-keys",
+            Route::ApiKey => "/auth/api-keys/{id}",
         }
     }
 
-    pub fn method(self) -> Method {
+    pub fn methods(self) -> &'static [Method] {
         match self {
-            Route::Me | Route::Jwks | Route::OpenIdConfiguration => Method::GET,
-            _ => Method::POST,
+            Route::Me | Route::Jwks | Route::OpenIdConfiguration => &[Method::GET],
+            Route::ApiKeys => &[Method::GET, Method::POST],
+            Route::ApiKey => &[Method::DELETE],
+            _ => &[Method::POST],
         }
     }
 
-    /// Finds the route whose path equals `path`, ignoring one trailing slash.
+    /// Finds the route whose path equals `path`, ignoring one trailing slash. A path parameter
+    /// matches one non-empty segment.
     pub fn from_path(path: &str) -> Option<Route> {
         let path = if path.len() > 1 {
             path.strip_suffix('/').unwrap_or(path)
         } else {
             path
         };
+        if let Some(id) = path.strip_prefix("/auth/api-keys/") {
+            return (!id.is_empty() && !id.contains('/')).then_some(Route::ApiKey);
+        }
         Route::ALL.into_iter().find(|route| route.path() == path)
     }
 }
@@ -74,6 +88,8 @@ pub struct App {
     pub(crate) hasher: PasswordHasher,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) policy: VerificationPolicy,
+    pub(crate) api_key_cache: crate::apikeys::KeyCache,
+    pub(crate) session_cache: crate::authorizer::SessionCache,
     /// Argon2 computations since start: hashes and verifications, real or dummy.
     password_hashes: AtomicU64,
 }
@@ -105,6 +121,8 @@ impl App {
             hasher,
             clock,
             policy,
+            api_key_cache: Default::default(),
+            session_cache: Default::default(),
             password_hashes: AtomicU64::new(0),
         }
     }
@@ -167,17 +185,19 @@ impl App {
                 format!("no route matches {}", request.uri().path()),
             )
             .into_response(),
-            Some(route) if request.method() != route.method() => {
+            Some(route) if !route.methods().contains(request.method()) => {
+                let allowed: Vec<&str> = route.methods().iter().map(Method::as_str).collect();
+                let allowed = allowed.join(", ");
                 let mut response = Problem::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method_not_allowed",
-                    format!("{} accepts only {}", route.path(), route.method()),
+                    format!("{} accepts only {allowed}", route.path()),
                 )
                 .into_response();
                 response.headers_mut().insert(
                     http::header::ALLOW,
-                    http::HeaderValue::from_str(route.method().as_str())
-                        .expect("a method name is a valid header value"),
+                    http::HeaderValue::from_str(&allowed)
+                        .expect("method names are a valid header value"),
                 );
                 response
             }
@@ -199,6 +219,18 @@ impl App {
             Route::Me => self.me(request).await,
             Route::Jwks => Ok(self.jwks().await),
             Route::OpenIdConfiguration => Ok(self.openid_configuration().await),
+            Route::ApiKeys if request.method() == Method::GET => self.list_api_keys(request).await,
+            Route::ApiKeys => self.create_api_key(request).await,
+            Route::ApiKey => {
+                let id = request
+                    .uri()
+                    .path()
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default();
+                self.revoke_api_key(request, id).await
+            }
         }
     }
 }

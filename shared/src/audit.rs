@@ -33,6 +33,8 @@ pub enum AuditKind {
     Refresh,
     RefreshTokenReused,
     Logout,
+    ApiKeyCreated,
+    ApiKeyRevoked,
 }
 
 impl AuditKind {
@@ -44,11 +46,14 @@ impl AuditKind {
             AuditKind::Refresh => "refresh",
             AuditKind::RefreshTokenReused => "refresh_token_reused",
             AuditKind::Logout => "logout",
+            AuditKind::ApiKeyCreated => "api_key_created",
+            AuditKind::ApiKeyRevoked => "api_key_revoked",
         }
     }
 }
 
 /// Emits one audit event. `reason` explains failures and is a fixed code, never user input.
+/// `session_id` carries the key id for API-key events.
 pub fn record(
     kind: AuditKind,
     client: &Client,

@@ -59,6 +59,24 @@ pub struct Config {
     pub password_policy: PasswordPolicy,
     /// `ARGON2_MEMORY_KIB` (default 19456), `ARGON2_ITERATIONS` (2), `ARGON2_PARALLELISM` (1).
     pub argon2: Argon2Params,
+    /// Active API keys an account may hold. `API_KEY_LIMIT`, default 10.
+    pub api_key_limit: usize,
+    /// How long a process reuses a verified API key before reading it again, in seconds; a
+    /// revoked key keeps working in other processes for at most this long.
+    /// `API_KEY_CACHE_SECONDS`, default 5.
+    pub api_key_cache_seconds: i64,
+    /// Authorizer strict mode: also reject access tokens whose session has ended or whose user
+    /// is disabled. `AUTHORIZER_STRICT`, default false.
+    pub authorizer_strict: bool,
+    /// How long strict mode trusts a session check, in seconds. `STRICT_CACHE_SECONDS`,
+    /// default 5.
+    pub strict_cache_seconds: i64,
+    /// A scope every request through the authorizer must carry (403 otherwise).
+    /// `AUTHORIZER_REQUIRED_SCOPE`, default none.
+    pub authorizer_required_scope: Option<String>,
+    /// Response format for HTTP API (payload 2.0) authorizer events: `simple` or `iam`.
+    /// `AUTHORIZER_HTTP_RESPONSE`, default `simple`.
+    pub authorizer_http_iam: bool,
 }
 
 impl Config {
@@ -150,6 +168,41 @@ impl Config {
             });
         }
 
+        let authorizer_strict = match env("AUTHORIZER_STRICT").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "AUTHORIZER_STRICT",
+                    expected: "true or false".into(),
+                    found: Some(other.to_owned()),
+                })
+            }
+        };
+        let authorizer_required_scope = match env("AUTHORIZER_REQUIRED_SCOPE") {
+            None => None,
+            Some(scope) if scope.is_empty() => None,
+            Some(scope) if crate::principal::ALL_SCOPES.contains(&scope.as_str()) => Some(scope),
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "AUTHORIZER_REQUIRED_SCOPE",
+                    expected: format!("one of {}", crate::principal::ALL_SCOPES.join(", ")),
+                    found: Some(other),
+                })
+            }
+        };
+        let authorizer_http_iam = match env("AUTHORIZER_HTTP_RESPONSE").as_deref() {
+            None | Some("simple") => false,
+            Some("iam") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "AUTHORIZER_HTTP_RESPONSE",
+                    expected: "simple or iam".into(),
+                    found: Some(other.to_owned()),
+                })
+            }
+        };
+
         Ok(Config {
             issuer,
             audience,
@@ -167,6 +220,12 @@ impl Config {
             signing_algorithm,
             password_policy,
             argon2,
+            api_key_limit: number(env, "API_KEY_LIMIT", 10, 1, 100)? as usize,
+            api_key_cache_seconds: number(env, "API_KEY_CACHE_SECONDS", 5, 0, 300)?,
+            authorizer_strict,
+            strict_cache_seconds: number(env, "STRICT_CACHE_SECONDS", 5, 0, 300)?,
+            authorizer_required_scope,
+            authorizer_http_iam,
         })
     }
 

@@ -35,7 +35,7 @@ impl App {
             "subject_types_supported": ["public"],
             "access_token_signing_alg_values_supported": [self.keys.signing_keys().await.current_alg().as_str()],
             "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "role", "scope", "client_id"],
-            "scopes_supported": [crate::sessions::DEFAULT_SCOPE],
+            "scopes_supported": crate::principal::ALL_SCOPES,
         });
         let mut response = json_response(StatusCode::OK, &document);
         response.headers_mut().insert(

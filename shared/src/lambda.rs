@@ -70,6 +70,12 @@ pub async fn app_from(
 
 /// Runs one function: builds the application once, then serves `route` for every invocation.
 pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
+    run_routes(&[route]).await
+}
+
+/// Runs one function that serves several routes.
+pub async fn run_routes(routes: &[Route]) -> Result<(), lambda_http::Error> {
+    let routes: Arc<[Route]> = routes.into();
     crate::logging::init(true);
     let app = match app_from_env().await {
         Ok(app) => Arc::new(app),
@@ -80,20 +86,22 @@ pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
     };
     lambda_http::run(service_fn(move |request| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(handle_event(&app, Some(route), request).await) }
+        let routes = Arc::clone(&routes);
+        async move { Ok::<_, Infallible>(handle_event(&app, &routes, request).await) }
     }))
     .await
 }
 
-/// Serves one API Gateway request. `bound` is the function's own route: a request for another
-/// path gets 404. `None` serves every route, as one function behind a catch-all would.
+/// Serves one API Gateway request. `bound` lists the function's own routes: a request for
+/// another path gets 404. An empty list serves every route, as one function behind a catch-all
+/// would.
 pub async fn handle_event(
     app: &App,
-    bound: Option<Route>,
+    bound: &[Route],
     request: lambda_http::Request,
 ) -> lambda_http::Response<Body> {
     let path = route_path(&request);
-    let route = Route::from_path(&path).filter(|route| bound.is_none_or(|bound| bound == *route));
+    let route = Route::from_path(&path).filter(|route| bound.is_empty() || bound.contains(route));
     let source_ip = source_ip(&request);
 
     let (parts, body) = request.into_parts();

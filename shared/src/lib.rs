@@ -4,14 +4,17 @@
 //! ([`lambda`]), the local server ([`local`]) and tests alike.
 
 pub mod accounts;
+pub mod apikeys;
 pub mod app;
 pub mod audit;
+pub mod authorizer;
 pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod email;
 pub mod http;
 pub mod password;
+pub mod principal;
 pub mod rotation;
 pub mod sessions;
 pub mod store;

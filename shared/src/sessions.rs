@@ -16,14 +16,13 @@ use crate::audit::{self, AuditKind, Client};
 use crate::http::{
     bearer_token, empty_response, json_body, no_store_json, Problem, Request, Response,
 };
+use crate::principal::grantable_scopes;
 use crate::store::{AttrValue, Condition, Item, ItemExt, Key, StoreError, Write, EXPIRES_AT};
 use crate::token::refresh::{
     hash_refresh_token, looks_like_refresh_token, new_id, new_refresh_token,
 };
 use crate::token::{sign, AccessClaims};
 
-/// Scope of tokens issued by password login.
-pub const DEFAULT_SCOPE: &str = "profile";
 /// `client_id` claim of tokens issued to the service's own front ends (RFC 9068 requires one).
 pub const FIRST_PARTY_CLIENT: &str = "lambda-auth";
 /// Rounds of re-reading a session after a concurrent rotation won the conditional write.
@@ -121,7 +120,7 @@ impl App {
             jti: new_id(),
             sid: session_id.to_owned(),
             role: role.to_owned(),
-            scope: DEFAULT_SCOPE.to_owned(),
+            scope: grantable_scopes(role).join(" "),
             client_id: FIRST_PARTY_CLIENT.to_owned(),
         };
         sign(&*self.keys.signing_keys().await, &claims)
@@ -157,7 +156,7 @@ impl App {
                 .await,
             refresh_token,
             expires_in: self.config.access_token_ttl,
-            scope: DEFAULT_SCOPE.to_owned(),
+            scope: grantable_scopes(&user.role).join(" "),
         }
     }
 
