@@ -161,6 +161,18 @@ where
     StoreError::Backend(DisplayErrorContext(&error).to_string())
 }
 
+/// Maps the error of a PutItem, UpdateItem or DeleteItem call. Their error types share the
+/// method names but no trait, hence a macro.
+macro_rules! single_write_error {
+    ($error:expr) => {{
+        let error = $error;
+        let service = error.as_service_error();
+        let failed = service.is_some_and(|e| e.is_conditional_check_failed_exception());
+        let conflict = service.is_some_and(|e| e.is_transaction_conflict_exception());
+        write_error(error, failed, conflict)
+    }};
+}
+
 /// Maps a single-item write error: failed conditions and conflicts are expected outcomes.
 fn write_error<E, R>(error: SdkError<E, R>, condition_failed: bool, conflict: bool) -> StoreError
 where
@@ -249,12 +261,7 @@ impl Store for DynamoStore {
                 .send()
                 .await
                 .map(drop)
-                .map_err(|error| {
-                    let service = error.as_service_error();
-                    let failed = service.is_some_and(|e| e.is_conditional_check_failed_exception());
-                    let conflict = service.is_some_and(|e| e.is_transaction_conflict_exception());
-                    write_error(error, failed, conflict)
-                }),
+                .map_err(|error| single_write_error!(error)),
             Write::Update { key, .. } => self
                 .client
                 .update_item()
@@ -267,12 +274,7 @@ impl Store for DynamoStore {
                 .send()
                 .await
                 .map(drop)
-                .map_err(|error| {
-                    let service = error.as_service_error();
-                    let failed = service.is_some_and(|e| e.is_conditional_check_failed_exception());
-                    let conflict = service.is_some_and(|e| e.is_transaction_conflict_exception());
-                    write_error(error, failed, conflict)
-                }),
+                .map_err(|error| single_write_error!(error)),
             Write::Delete { key, .. } => self
                 .client
                 .delete_item()
@@ -284,12 +286,7 @@ impl Store for DynamoStore {
                 .send()
                 .await
                 .map(drop)
-                .map_err(|error| {
-                    let service = error.as_service_error();
-                    let failed = service.is_some_and(|e| e.is_conditional_check_failed_exception());
-                    let conflict = service.is_some_and(|e| e.is_transaction_conflict_exception());
-                    write_error(error, failed, conflict)
-                }),
+                .map_err(|error| single_write_error!(error)),
         }
     }
 
