@@ -91,8 +91,8 @@ pub fn new_api_key() -> String {
     format!("{body}{sum}")
 }
 
-/// Whether a string has the prefix, length, alphabet and checksum of an API key. Needs no store
-/// read, so mistyped keys and keys pasted in the wrong place are rejected cheaply.
+/// Checks that a string has the prefix, length, alphabet and checksum of an API key. Needs no
+/// store read, so mistyped keys and keys pasted in the wrong place are rejected cheaply.
 pub fn is_well_formed(key: &str) -> bool {
     if key.len() != API_KEY_LENGTH || !key.starts_with(API_KEY_PREFIX) {
         return false;
@@ -160,7 +160,7 @@ pub(crate) struct KeyCache {
     last_used_written: Mutex<HashMap<String, i64>>,
 }
 
-/// Why a presented API key was rejected.
+/// Reason a presented API key was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRejection {
     /// Wrong prefix, length, alphabet or checksum: rejected without a store read.

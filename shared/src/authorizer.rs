@@ -2,7 +2,7 @@
 //! and API keys, and the response shapes of REST API (TOKEN and REQUEST) and HTTP API (payload
 //! 2.0, simple or IAM policy) authorizers.
 //!
-//! API Gateway caches an authorizer's answer per identity source, then applies it to every
+//! API Gateway caches an authorizer's response per identity source, then applies it to every
 //! route the caller requests until the cache expires. Policies therefore allow every method and
 //! path of the stage, and deny the `/admin` paths explicitly to callers without the admin
 //! role, so that a cached policy is right for every route. Simple responses carry no routes:
@@ -84,8 +84,8 @@ pub enum Decision {
     Unauthorized(&'static str),
 }
 
-/// What the authorizer passes to the backend. Every field is a string, because API Gateway
-/// accepts only strings, numbers and booleans as context values; a list or an object cannot
+/// Context the authorizer passes to the backend. Every field is a string, because API Gateway
+/// accepts only strings, numbers and booleans as context values. A list or an object cannot
 /// be put here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuthorizerContext {
@@ -117,7 +117,7 @@ impl AuthorizerContext {
         }
     }
 
-    /// The context as header pairs, for the local gateway mode.
+    /// Returns the context as header pairs, for the local gateway mode.
     pub fn headers(&self) -> [(&'static str, &str); 6] {
         [
             ("x-auth-principal-id", &self.principal_id),
@@ -130,7 +130,7 @@ impl AuthorizerContext {
     }
 }
 
-/// Why an authorizer event got no policy. `Unauthorized` becomes the Lambda error message that
+/// Failure of an authorizer event to get a policy. `Unauthorized` becomes the Lambda error message that
 /// API Gateway turns into 401.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthorizerError {
@@ -142,8 +142,8 @@ pub enum AuthorizerError {
 
 impl App {
     /// Decides a request: verifies the credential, applies strict mode and the required scope.
-    /// `path` is the requested path when the caller's answer may depend on it (simple
-    /// responses and the local gateway); policies pass `None` and encode path rules instead.
+    /// `path` is the requested path when the decision may depend on it (simple responses and
+    /// the local gateway). Policies pass `None` and encode path rules instead.
     pub async fn authorize(&self, credential: Option<Credential>, path: Option<&str>) -> Decision {
         let principal = match credential {
             None => return Decision::Unauthorized("missing_credentials"),
@@ -186,7 +186,7 @@ impl App {
         Decision::Allow(principal)
     }
 
-    /// Whether the session is active and its user enabled, trusting a passed check for
+    /// Checks that the session is active and its user enabled, trusting a passed check for
     /// `STRICT_CACHE_SECONDS`. A store failure counts as a failed check.
     async fn strict_check(&self, user_id: &str, session_id: &str) -> bool {
         let now = self.now();
@@ -218,7 +218,7 @@ impl App {
         active && enabled
     }
 
-    /// Answers one authorizer event with the response shape its API type expects.
+    /// Builds the response to one authorizer event in the shape its API type expects.
     pub async fn authorizer_response(&self, event: &Value) -> Result<Value, AuthorizerError> {
         let kind = AuthorizerEvent::parse(event)?;
         let (credential, arn, path, simple) = match &kind {
@@ -374,7 +374,7 @@ fn stage_arn(arn: &str) -> &str {
     }
 }
 
-/// An IAM policy response that stays right for every route of the stage.
+/// Builds an IAM policy response that stays right for every route of the stage.
 fn policy_response(principal: &Principal, arn: &str, allow: bool) -> Value {
     let stage = stage_arn(arn);
     let every_route = format!("{stage}/*/*");

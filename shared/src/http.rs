@@ -18,7 +18,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 pub struct SourceIp(pub String);
 
-/// An error answer: an RFC 9457 problem with a stable `code` member.
+/// An error response: an RFC 9457 problem with a stable `code` member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     pub status: StatusCode,
@@ -43,7 +43,8 @@ impl Problem {
         Problem::new(StatusCode::UNAUTHORIZED, code, detail)
     }
 
-    /// A storage or other server-side failure. The detail stays generic; the cause is logged.
+    /// Builds the 503 for a storage or other server-side failure. The detail stays generic,
+    /// and the caller logs the cause.
     pub fn unavailable() -> Self {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

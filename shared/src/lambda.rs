@@ -16,7 +16,7 @@ use crate::http::SourceIp;
 use crate::store::dynamo::DynamoStore;
 use crate::token::{KeySetCache, RefreshPolicy, SecretsManagerSource};
 
-/// Why a function could not start.
+/// Failure of a function to start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("configuration error: {0}")]

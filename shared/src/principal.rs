@@ -1,4 +1,5 @@
-//! Who is calling, with which role and scopes, and the one way handlers require a role or scope.
+//! The authenticated caller (principal) with its role and scopes, and the one way handlers
+//! require a role or scope.
 
 use http::StatusCode;
 
@@ -10,10 +11,11 @@ pub const ROLE_ADMIN: &str = "admin";
 pub const SCOPE_READ: &str = "read";
 pub const SCOPE_WRITE: &str = "write";
 pub const SCOPE_ADMIN: &str = "admin";
-/// Every scope the service knows.
+/// Every scope the service defines.
 pub const ALL_SCOPES: [&str; 3] = [SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN];
 
-/// The scopes a role may hold and grant to its API keys. Password login issues all of them.
+/// Returns the scopes a role may hold and grant to its API keys. Password login issues all of
+/// them.
 pub fn grantable_scopes(role: &str) -> &'static [&'static str] {
     match role {
         ROLE_ADMIN => &[SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN],
@@ -21,7 +23,7 @@ pub fn grantable_scopes(role: &str) -> &'static [&'static str] {
     }
 }
 
-/// How the caller authenticated.
+/// Authentication method of a caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthMethod {
     AccessToken,
@@ -53,7 +55,7 @@ impl Principal {
         self.scopes.iter().any(|held| held == scope)
     }
 
-    /// Returns 403 `insufficient_scope` unless the caller holds `scope`.
+    /// Returns 403 `insufficient_scope` unless the caller has `scope`.
     pub fn require_scope(&self, scope: &str) -> Result<(), Problem> {
         if self.has_scope(scope) {
             Ok(())

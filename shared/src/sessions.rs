@@ -3,9 +3,9 @@
 //! A session lives under its user (`USER#<id>` / `SESSION#<sid>`) with a `generation` counter.
 //! Each refresh token is an item `REFRESH#<sha-256>` that records the generation it was issued
 //! at. Presenting a token of the current generation rotates the session to the next one with a
-//! conditional write. A token one generation old is a concurrent retry while the rotation is
-//! younger than the grace period, and gets a token of the current generation; any older
-//! presentation is reuse, which revokes the session.
+//! conditional write. A token one generation old counts as a concurrent retry while the
+//! rotation is younger than the grace period, so it gets a token of the current generation.
+//! Any older presentation is reuse, which revokes the session.
 
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -126,7 +126,7 @@ impl App {
         sign(&*self.keys.signing_keys().await, &claims)
     }
 
-    /// The refresh-token item written next to a session update.
+    /// Builds the refresh-token item written next to a session update.
     fn refresh_write(&self, token: &str, session: &Session, generation: i64) -> Write {
         Write::Put {
             key: refresh_key(&hash_refresh_token(token)),

@@ -1,6 +1,6 @@
-//! The key set as functions hold it: cached across warm invocations, refetched when it is older
-//! than its maximum age, and refetched early (at most once per interval) when a token names a
-//! `kid` the cache does not have, because a rotation may have added it.
+//! The key set as functions keep it: cached across warm invocations, and refetched when it is
+//! older than its maximum age. A token that names a `kid` the cache does not have causes an
+//! early refetch (at most once per interval), because a rotation may have added that key.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::jwt::{verify, AccessClaims, TokenError, VerificationPolicy};
 use super::keyset::{KeySet, StoredKeySet};
 
-/// Where a key set comes from: Secrets Manager in Lambda, the data folder locally.
+/// Source of a key set: Secrets Manager in Lambda, the data folder locally.
 #[async_trait]
 pub trait KeySetSource: Send + Sync + fmt::Debug {
     async fn fetch(&self) -> Result<StoredKeySet, String>;
@@ -73,7 +73,7 @@ struct Cached {
     attempted_at: Option<Instant>,
 }
 
-/// A key set cache. Without a source it holds one key set for good.
+/// A key set cache. Without a source it keeps one key set for good.
 pub struct KeySetCache {
     source: Option<Arc<dyn KeySetSource>>,
     policy: RefreshPolicy,
@@ -104,7 +104,7 @@ impl From<Arc<KeySet>> for KeySetCache {
 }
 
 impl KeySetCache {
-    /// A cache that never refetches.
+    /// Creates a cache that never refetches.
     pub fn fixed(keys: Arc<KeySet>) -> Self {
         let now = Instant::now();
         KeySetCache {
@@ -136,7 +136,7 @@ impl KeySetCache {
         })
     }
 
-    /// The cached key set, whatever its age.
+    /// Returns the cached key set, whatever its age.
     pub fn keys(&self) -> Arc<KeySet> {
         Arc::clone(&self.read().keys)
     }
@@ -152,8 +152,8 @@ impl KeySetCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The key set to sign and verify with: refetched first when older than the maximum age. A
-    /// failed refetch keeps the cached set, which still verifies everywhere until its key is
+    /// Returns the key set to sign and verify with, refetched first when older than the maximum
+    /// age. A failed refetch keeps the cached set, which still verifies everywhere until its key is
     /// retired.
     pub async fn signing_keys(&self) -> Arc<KeySet> {
         let stale = self.read().fetched_at.elapsed() >= self.policy.max_age;
