@@ -41,7 +41,7 @@ async fn start(dir: &Path) -> Server {
     let (app, _) = app_for_data_dir(dir, port, &|name| variables.get(name).cloned()).unwrap();
     Server {
         url: format!("http://127.0.0.1:{port}"),
-        task: tokio::spawn(serve(listener, Arc::new(app))),
+        task: tokio::spawn(serve(listener, Arc::new(app), None)),
     }
 }
 

@@ -76,7 +76,7 @@ impl LocalServer {
         let issuer = app.config().issuer.clone();
         let audience = app.config().audience.clone();
 
-        let task = tokio::spawn(lambda_auth::local::serve(listener, Arc::new(app)));
+        let task = tokio::spawn(lambda_auth::local::serve(listener, Arc::new(app), None));
         // The proxy settings of the environment are ignored, so requests go to 127.0.0.1 only.
         let client = reqwest::Client::builder()
             .no_proxy()

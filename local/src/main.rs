@@ -5,16 +5,22 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use lambda_auth::clock::{Clock, SystemClock};
+use lambda_auth::gateway::{Gateway, GatewayError};
 use lambda_auth::local::{app_for_data_dir, serve};
 use lambda_auth::token::{Algorithm, StoredKeySet};
 
 const USAGE: &str = "\
 Usage:
   lambda-auth-local [--port PORT] [--data-dir DIR]
+                    [--gateway-upstream URL [--gateway-prefix PREFIX]]
       Serves every route on http://127.0.0.1:PORT over the embedded store in DIR.
       PORT defaults to $PORT or 3000; DIR defaults to $LAMBDA_AUTH_DATA_DIR or ./.local-data
       (relative to the current directory). Settings such as AUTH_ISSUER and
       ACCESS_TOKEN_TTL_SECONDS come from environment variables; see the README.
+      --gateway-upstream (or $LAMBDA_AUTH_GATEWAY_UPSTREAM) turns on the gateway: requests
+      under PREFIX get the Lambda authorizer's decision, and allowed ones are forwarded to
+      URL with x-auth-* headers. URL must be http://127.0.0.1:PORT or http://localhost:PORT,
+      optionally with a base path. PREFIX defaults to $LAMBDA_AUTH_GATEWAY_PREFIX or /api.
   lambda-auth-local keygen [--algorithm RS256|ES256|EdDSA|HS256]
       Prints a new key set as JSON, for the Secrets Manager secret of a deployed stack.
 ";
@@ -22,6 +28,7 @@ Usage:
 struct Options {
     port: u16,
     data_dir: PathBuf,
+    gateway: Option<Gateway>,
 }
 
 fn parse_port(name: &str, value: &str) -> Result<u16, String> {
@@ -33,11 +40,52 @@ fn parse_port(name: &str, value: &str) -> Result<u16, String> {
     }
 }
 
+/// Builds the gateway from flags, or from environment variables where a flag is absent.
+fn gateway_options(
+    upstream_flag: Option<String>,
+    prefix_flag: Option<String>,
+) -> Result<Option<Gateway>, String> {
+    let upstream = upstream_flag
+        .map(|url| ("--gateway-upstream", url))
+        .or_else(|| {
+            std::env::var("LAMBDA_AUTH_GATEWAY_UPSTREAM")
+                .ok()
+                .map(|url| ("LAMBDA_AUTH_GATEWAY_UPSTREAM", url))
+        });
+    let prefix = prefix_flag
+        .map(|prefix| ("--gateway-prefix", prefix))
+        .or_else(|| {
+            std::env::var("LAMBDA_AUTH_GATEWAY_PREFIX")
+                .ok()
+                .map(|prefix| ("LAMBDA_AUTH_GATEWAY_PREFIX", prefix))
+        });
+
+    match (upstream, prefix) {
+        (None, None) => Ok(None),
+        (None, Some((source, _))) => Err(format!(
+            "{source} is set but no upstream is; add --gateway-upstream URL to turn on the gateway"
+        )),
+        (Some((upstream_source, url)), prefix) => {
+            let (prefix_source, prefix) =
+                prefix.unwrap_or(("the default gateway prefix", "/api".to_owned()));
+            Gateway::new(&prefix, &url).map(Some).map_err(|error| {
+                let source = match error {
+                    GatewayError::InvalidPrefix { .. } => prefix_source,
+                    GatewayError::InvalidUpstream { .. } => upstream_source,
+                };
+                format!("{source}: {error}")
+            })
+        }
+    }
+}
+
 fn parse_serve_options(args: &[String]) -> Result<Options, String> {
     let mut port = None;
     let mut data_dir = std::env::var_os("LAMBDA_AUTH_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(".local-data"));
+    let mut gateway_upstream = None;
+    let mut gateway_prefix = None;
 
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -48,6 +96,13 @@ fn parse_serve_options(args: &[String]) -> Result<Options, String> {
             }
             "--data-dir" => {
                 data_dir = PathBuf::from(args.next().ok_or("--data-dir needs a value")?);
+            }
+            "--gateway-upstream" => {
+                gateway_upstream =
+                    Some(args.next().ok_or("--gateway-upstream needs a URL")?.clone());
+            }
+            "--gateway-prefix" => {
+                gateway_prefix = Some(args.next().ok_or("--gateway-prefix needs a path")?.clone());
             }
             "--help" | "-h" => {
                 print!("{USAGE}");
@@ -61,7 +116,12 @@ fn parse_serve_options(args: &[String]) -> Result<Options, String> {
         (None, Ok(value)) => parse_port("PORT", &value)?,
         (None, Err(_)) => 3000,
     };
-    Ok(Options { port, data_dir })
+    let gateway = gateway_options(gateway_upstream, gateway_prefix)?;
+    Ok(Options {
+        port,
+        data_dir,
+        gateway,
+    })
 }
 
 fn keygen(args: &[String]) -> Result<(), String> {
@@ -104,6 +164,13 @@ async fn run(options: Options) -> Result<(), String> {
         "lambda-auth is listening on {url} (data in {})",
         options.data_dir.display()
     );
+    if let Some(gateway) = &options.gateway {
+        println!(
+            "Gateway: {url}{}/* -> {}",
+            gateway.prefix(),
+            gateway.upstream()
+        );
+    }
     println!("Try:");
     println!(
         "  curl -i {url}/auth/register -H 'content-type: application/json' \\\n    -d '{{\"email\":\"ada@example.com\",\"password\":\"correct horse battery staple\"}}'"
@@ -112,7 +179,7 @@ async fn run(options: Options) -> Result<(), String> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|error| format!("cannot listen for SIGTERM: {error}"))?;
     tokio::select! {
-        () = serve(listener, Arc::new(app)) => {}
+        () = serve(listener, Arc::new(app), options.gateway.map(Arc::new)) => {}
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }

@@ -152,10 +152,18 @@ impl KeyMetadata {
     }
 }
 
-/// Recently verified keys of this process, by hash: the principal and when it was read.
+/// A verified key as cached: the principal, when it was read, and when the key expires.
+#[derive(Clone, Debug)]
+struct CachedKey {
+    principal: Principal,
+    read_at: i64,
+    expires_at: Option<i64>,
+}
+
+/// Recently verified keys of this process, by hash.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
-    entries: Mutex<HashMap<String, (Principal, i64)>>,
+    entries: Mutex<HashMap<String, CachedKey>>,
     /// When each key's last-used time was last written, by key id.
     last_used_written: Mutex<HashMap<String, i64>>,
 }
@@ -180,9 +188,12 @@ impl App {
         let hash = hash_key(key);
         let now = self.now();
         let ttl = self.config.api_key_cache_seconds;
-        if let Some((principal, cached_at)) = self.lock_key_cache().get(&hash) {
-            if now - cached_at < ttl {
-                return Ok(principal.clone());
+        if let Some(cached) = self.lock_key_cache().get(&hash) {
+            let expired = cached
+                .expires_at
+                .is_some_and(|expires_at| expires_at <= now);
+            if now - cached.read_at < ttl && !expired {
+                return Ok(cached.principal.clone());
             }
         }
 
@@ -217,10 +228,16 @@ impl App {
             return Err(KeyRejection::OwnerDisabled);
         }
 
+        // The owner's current role bounds the key's scopes, so a key granted `admin` loses it
+        // when its owner loses the admin role.
+        let allowed = grantable_scopes(&user.role);
         let principal = Principal {
             user_id: user.id.clone(),
             role: user.role.clone(),
-            scopes: parse_scopes(scopes),
+            scopes: parse_scopes(scopes)
+                .into_iter()
+                .filter(|scope| allowed.contains(&scope.as_str()))
+                .collect(),
             method: AuthMethod::ApiKey,
             credential_id: key_id.to_owned(),
         };
@@ -229,14 +246,19 @@ impl App {
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();
             }
-            cache.insert(hash, (principal.clone(), now));
+            let cached = CachedKey {
+                principal: principal.clone(),
+                read_at: now,
+                expires_at: item.number(EXPIRES_AT),
+            };
+            cache.insert(hash, cached);
         }
         self.record_last_use(user_id, slot as usize, key_id, now)
             .await;
         Ok(principal)
     }
 
-    fn lock_key_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Principal, i64)>> {
+    fn lock_key_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedKey>> {
         self.api_key_cache
             .entries
             .lock()

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod email;
+pub mod gateway;
 pub mod http;
 pub mod password;
 pub mod principal;

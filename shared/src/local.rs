@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
+use crate::gateway::{full_body, Gateway, ResponseBody};
 use crate::http::{add_security_headers, Problem, SourceIp, MAX_BODY_BYTES};
 use crate::store::sqlite::SqliteStore;
 use crate::token::{Algorithm, KeySet, StoredKeySet};
@@ -129,8 +130,9 @@ pub fn app_for_data_dir(
     ))
 }
 
-/// Serves HTTP/1.1 on the listener until the task is dropped.
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
+/// Serves HTTP/1.1 on the listener until the task is dropped. With a gateway, requests under its
+/// prefix go through the gateway and every other request goes to the auth routes.
+pub async fn serve(listener: TcpListener, app: Arc<App>, gateway: Option<Arc<Gateway>>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -140,10 +142,14 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
             }
         };
         let app = Arc::clone(&app);
+        let gateway = gateway.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(handle(&app, peer, request).await) }
+                let gateway = gateway.clone();
+                async move {
+                    Ok::<_, Infallible>(dispatch(&app, gateway.as_deref(), peer, request).await)
+                }
             });
             if let Err(error) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -155,13 +161,27 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
     }
 }
 
+async fn dispatch(
+    app: &App,
+    gateway: Option<&Gateway>,
+    peer: SocketAddr,
+    request: http::Request<Incoming>,
+) -> http::Response<ResponseBody> {
+    match gateway {
+        Some(gateway) if gateway.matches(request.uri().path()) => {
+            gateway.handle(app, request).await
+        }
+        _ => handle(app, peer, request).await.map(full_body),
+    }
+}
+
 async fn handle(
     app: &App,
     peer: SocketAddr,
     request: http::Request<Incoming>,
-) -> http::Response<Full<Bytes>> {
+) -> http::Response<Bytes> {
     let (parts, body) = request.into_parts();
-    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => {
             let mut request = http::Request::from_parts(parts, collected.to_bytes());
             request
@@ -187,6 +207,5 @@ async fn handle(
             add_security_headers(&mut response);
             response
         }
-    };
-    response.map(Full::new)
+    }
 }
