@@ -309,18 +309,27 @@ impl AuthorizerEvent {
         if event.get("version").and_then(Value::as_str) == Some("2.0") {
             let route_arn =
                 text("routeArn").ok_or(AuthorizerError::InvalidEvent("routeArn is missing"))?;
-            let path = event
-                .pointer("/requestContext/http/path")
-                .and_then(Value::as_str)
-                .or_else(|| event.get("rawPath").and_then(Value::as_str))
-                .unwrap_or("/")
-                .to_owned();
-            let path = strip_stage(
-                &path,
-                event
-                    .pointer("/requestContext/stage")
-                    .and_then(Value::as_str),
-            );
+            // The route key names the matched route template ("GET /admin/{id}"), free of the
+            // stage and of a custom domain's base path. Only the `$default` route has no path,
+            // and then the request path without the stage is used.
+            let route_path = text("routeKey")
+                .and_then(|route_key| route_key.split_once(' ').map(|(_, path)| path.to_owned()));
+            let path = match route_path {
+                Some(path) => path,
+                None => {
+                    let path = event
+                        .pointer("/requestContext/http/path")
+                        .and_then(Value::as_str)
+                        .or_else(|| event.get("rawPath").and_then(Value::as_str))
+                        .unwrap_or("/");
+                    strip_stage(
+                        path,
+                        event
+                            .pointer("/requestContext/stage")
+                            .and_then(Value::as_str),
+                    )
+                }
+            };
             return Ok(AuthorizerEvent::HttpApi {
                 headers: event.get("headers").cloned().unwrap_or(Value::Null),
                 route_arn,
@@ -374,6 +383,10 @@ fn stage_arn(arn: &str) -> &str {
     }
 }
 
+/// Methods named in policies' Deny statements. A method ARN names the request's own method,
+/// also for `ANY` routes.
+const POLICY_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
 /// Builds an IAM policy response that stays right for every route of the stage.
 fn policy_response(principal: &Principal, arn: &str, allow: bool) -> Value {
     let stage = stage_arn(arn);
@@ -384,10 +397,21 @@ fn policy_response(principal: &Principal, arn: &str, allow: bool) -> Value {
         "Resource": [every_route],
     })];
     if allow && principal.role != ROLE_ADMIN {
+        // One pair per method instead of `*/admin`, because `*` in an ARN pattern also matches
+        // `/`, and `<stage>/*/admin` would deny `/orders/admin` as well.
+        let resources: Vec<String> = POLICY_METHODS
+            .iter()
+            .flat_map(|method| {
+                [
+                    format!("{stage}/{method}{ADMIN_PATH}"),
+                    format!("{stage}/{method}{ADMIN_PATH}/*"),
+                ]
+            })
+            .collect();
         statements.push(json!({
             "Action": "execute-api:Invoke",
             "Effect": "Deny",
-            "Resource": [format!("{stage}/*{ADMIN_PATH}"), format!("{stage}/*{ADMIN_PATH}/*")],
+            "Resource": resources,
         }));
     }
     json!({
