@@ -278,6 +278,12 @@ impl App {
                 "an Authorization: Bearer access token is required",
             ))
         })?;
+        if token.starts_with(crate::apikeys::API_KEY_PREFIX) {
+            return Err(Problem::unauthorized(
+                "invalid_token",
+                "API keys cannot be used on the /auth routes; send an access token",
+            ));
+        }
         let claims = self
             .keys
             .verify(&self.policy, token, self.now())

@@ -375,12 +375,11 @@ impl App {
             ];
             match self.store.transact(writes, now).await {
                 Ok(()) => {
-                    audit::record(
+                    audit::record_key(
                         AuditKind::ApiKeyCreated,
                         &client,
-                        Some(&principal.user_id),
-                        Some(&key_id),
-                        None,
+                        &principal.user_id,
+                        &key_id,
                     );
                     let body = serde_json::json!({
                         "id": key_id,
@@ -528,12 +527,11 @@ impl App {
             Err(error) => return Err(error.into()),
         }
         self.lock_key_cache().remove(&hash);
-        audit::record(
+        audit::record_key(
             AuditKind::ApiKeyRevoked,
             &client,
-            Some(&principal.user_id),
-            Some(key_id),
-            None,
+            &principal.user_id,
+            key_id,
         );
         Ok(empty_response(StatusCode::NO_CONTENT))
     }

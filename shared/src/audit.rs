@@ -53,7 +53,6 @@ impl AuditKind {
 }
 
 /// Emits one audit event. `reason` explains failures and is a fixed code, never user input.
-/// `session_id` carries the key id for API-key events.
 pub fn record(
     kind: AuditKind,
     client: &Client,
@@ -67,6 +66,19 @@ pub fn record(
         user_id = user_id.unwrap_or(""),
         session_id = session_id.unwrap_or(""),
         reason = reason.unwrap_or(""),
+        source_ip = client.ip.as_deref().unwrap_or(""),
+        user_agent = client.user_agent.as_deref().unwrap_or(""),
+        "audit"
+    );
+}
+
+/// Emits one audit event about an API key, naming the key by its id.
+pub fn record_key(kind: AuditKind, client: &Client, user_id: &str, key_id: &str) {
+    tracing::info!(
+        target: "audit",
+        event = kind.as_str(),
+        user_id,
+        key_id,
         source_ip = client.ip.as_deref().unwrap_or(""),
         user_agent = client.user_agent.as_deref().unwrap_or(""),
         "audit"

@@ -55,17 +55,17 @@ impl Credential {
         }
     }
 
-    /// Finds the credential in request headers, with names compared without regard to case:
-    /// `Authorization` first, then `x-api-key`.
+    /// Finds the credential in request headers, with names compared without regard to case.
+    /// An `Authorization` header decides alone, even when it is unusable: falling back to
+    /// `x-api-key` would let an answer cached under one `Authorization` value (API Gateway's
+    /// identity source) carry another caller's key. Without `Authorization`, `x-api-key` is read.
     pub fn from_headers<'a>(
         headers: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Option<Credential> {
         let mut api_key = None;
         for (name, value) in headers {
             if name.eq_ignore_ascii_case("authorization") {
-                if let Some(credential) = Credential::from_authorization(value) {
-                    return Some(credential);
-                }
+                return Credential::from_authorization(value);
             } else if name.eq_ignore_ascii_case("x-api-key") && !value.trim().is_empty() {
                 api_key = Some(Credential::ApiKey(value.trim().to_owned()));
             }
@@ -282,7 +282,10 @@ impl App {
     }
 }
 
+/// Whether a path is `/admin` or below it, compared without regard to case: API Gateway
+/// matches routes with case, but an upstream router may not.
 fn is_admin_path(path: &str) -> bool {
+    let path = path.to_ascii_lowercase();
     path == ADMIN_PATH || path.starts_with("/admin/")
 }
 
@@ -312,8 +315,11 @@ impl AuthorizerEvent {
             // The route key names the matched route template ("GET /admin/{id}"), free of the
             // stage and of a custom domain's base path. Only the `$default` route has no path,
             // and then the request path without the stage is used.
+            // A greedy route (`/{proxy+}`) names no concrete path, so it is decided on the request
+            // path as well.
             let route_path = text("routeKey")
-                .and_then(|route_key| route_key.split_once(' ').map(|(_, path)| path.to_owned()));
+                .and_then(|route_key| route_key.split_once(' ').map(|(_, path)| path.to_owned()))
+                .filter(|path| !path.contains("+}"));
             let path = match route_path {
                 Some(path) => path,
                 None => {
@@ -465,6 +471,18 @@ mod tests {
     fn basic_scheme_is_no_credential() {
         assert_eq!(Credential::from_authorization("Basic YWRhOnB3"), None);
         assert_eq!(Credential::from_authorization("Bearer "), None);
+    }
+
+    #[test]
+    fn unusable_authorization_ignores_api_key() {
+        let headers = [("Authorization", "Basic YTpi"), ("x-api-key", "lak_x")];
+        assert_eq!(Credential::from_headers(headers), None);
+    }
+
+    #[test]
+    fn admin_check_ignores_case() {
+        assert!(is_admin_path("/Admin"));
+        assert!(is_admin_path("/ADMIN/users"));
     }
 
     #[test]
