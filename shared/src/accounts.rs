@@ -64,7 +64,7 @@ pub(crate) fn user_key(user_id: &str) -> Key {
     Key::new(format!("USER#{user_id}"), "PROFILE")
 }
 
-fn email_key(email_key: &str) -> Key {
+pub(crate) fn email_key(email_key: &str) -> Key {
     Key::new(format!("EMAIL#{email_key}"), "EMAIL")
 }
 

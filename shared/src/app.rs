@@ -28,10 +28,16 @@ pub enum Route {
     ApiKeys,
     /// `DELETE /auth/api-keys/{id}` revokes one key.
     ApiKey,
+    /// `GET /auth/oauth/{provider}/authorize` starts a provider sign-in.
+    OAuthAuthorize,
+    /// `GET /auth/oauth/{provider}/callback` finishes it.
+    OAuthCallback,
+    /// `POST /auth/oauth/exchange` trades a one-time login code for tokens.
+    OAuthExchange,
 }
 
 impl Route {
-    pub const ALL: [Route; 9] = [
+    pub const ALL: [Route; 12] = [
         Route::Register,
         Route::Login,
         Route::Refresh,
@@ -41,6 +47,9 @@ impl Route {
         Route::OpenIdConfiguration,
         Route::ApiKeys,
         Route::ApiKey,
+        Route::OAuthAuthorize,
+        Route::OAuthCallback,
+        Route::OAuthExchange,
     ];
 
     pub fn path(self) -> &'static str {
@@ -54,12 +63,19 @@ impl Route {
             Route::OpenIdConfiguration => "/.well-known/openid-configuration",
             Route::ApiKeys => "/auth/api-keys",
             Route::ApiKey => "/auth/api-keys/{id}",
+            Route::OAuthAuthorize => "/auth/oauth/{provider}/authorize",
+            Route::OAuthCallback => "/auth/oauth/{provider}/callback",
+            Route::OAuthExchange => "/auth/oauth/exchange",
         }
     }
 
     pub fn methods(self) -> &'static [Method] {
         match self {
-            Route::Me | Route::Jwks | Route::OpenIdConfiguration => &[Method::GET],
+            Route::Me
+            | Route::Jwks
+            | Route::OpenIdConfiguration
+            | Route::OAuthAuthorize
+            | Route::OAuthCallback => &[Method::GET],
             Route::ApiKeys => &[Method::GET, Method::POST],
             Route::ApiKey => &[Method::DELETE],
             _ => &[Method::POST],
@@ -77,6 +93,16 @@ impl Route {
         if let Some(id) = path.strip_prefix("/auth/api-keys/") {
             return (!id.is_empty() && !id.contains('/')).then_some(Route::ApiKey);
         }
+        if let Some(rest) = path.strip_prefix("/auth/oauth/") {
+            return match rest.split_once('/') {
+                Some((provider, "authorize")) if !provider.is_empty() => {
+                    Some(Route::OAuthAuthorize)
+                }
+                Some((provider, "callback")) if !provider.is_empty() => Some(Route::OAuthCallback),
+                None if rest == "exchange" => Some(Route::OAuthExchange),
+                _ => None,
+            };
+        }
         Route::ALL.into_iter().find(|route| route.path() == path)
     }
 }
@@ -90,6 +116,8 @@ pub struct App {
     pub(crate) policy: VerificationPolicy,
     pub(crate) api_key_cache: crate::apikeys::KeyCache,
     pub(crate) session_cache: crate::authorizer::SessionCache,
+    pub(crate) oauth_discovery: crate::oauth::provider::DiscoveryCache,
+    pub(crate) oauth_http: openidconnect::reqwest::Client,
     /// Argon2 computations since start: hashes and verifications, real or dummy.
     password_hashes: AtomicU64,
 }
@@ -123,6 +151,8 @@ impl App {
             policy,
             api_key_cache: Default::default(),
             session_cache: Default::default(),
+            oauth_discovery: Default::default(),
+            oauth_http: crate::oauth::provider::http_client(),
             password_hashes: AtomicU64::new(0),
         }
     }
@@ -221,6 +251,9 @@ impl App {
             Route::OpenIdConfiguration => Ok(self.openid_configuration().await),
             Route::ApiKeys if request.method() == Method::GET => self.list_api_keys(request).await,
             Route::ApiKeys => self.create_api_key(request).await,
+            Route::OAuthAuthorize => self.oauth_authorize(request).await,
+            Route::OAuthCallback => self.oauth_callback(request).await,
+            Route::OAuthExchange => self.oauth_exchange(request).await,
             Route::ApiKey => {
                 let id = request
                     .uri()

@@ -35,6 +35,11 @@ pub enum AuditKind {
     Logout,
     ApiKeyCreated,
     ApiKeyRevoked,
+    OAuthStart,
+    OAuthSuccess,
+    OAuthFailure,
+    OAuthLink,
+    OAuthRefused,
 }
 
 impl AuditKind {
@@ -48,6 +53,11 @@ impl AuditKind {
             AuditKind::Logout => "logout",
             AuditKind::ApiKeyCreated => "api_key_created",
             AuditKind::ApiKeyRevoked => "api_key_revoked",
+            AuditKind::OAuthStart => "oauth_start",
+            AuditKind::OAuthSuccess => "oauth_success",
+            AuditKind::OAuthFailure => "oauth_failure",
+            AuditKind::OAuthLink => "oauth_link",
+            AuditKind::OAuthRefused => "oauth_refused",
         }
     }
 }

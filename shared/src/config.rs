@@ -77,6 +77,8 @@ pub struct Config {
     /// Response format for HTTP API (payload 2.0) authorizer events: `simple` or `iam`.
     /// `AUTHORIZER_HTTP_RESPONSE`, default `simple`.
     pub authorizer_http_iam: bool,
+    /// Sign-in providers (`OAUTH_*` variables, see `oauth::config`).
+    pub oauth: crate::oauth::config::OAuthSettings,
 }
 
 impl Config {
@@ -203,6 +205,8 @@ impl Config {
             }
         };
 
+        let oauth = crate::oauth::config::OAuthSettings::from_env(env, &issuer)?;
+
         Ok(Config {
             issuer,
             audience,
@@ -226,6 +230,7 @@ impl Config {
             strict_cache_seconds: number(env, "STRICT_CACHE_SECONDS", 5, 0, 300)?,
             authorizer_required_scope,
             authorizer_http_iam,
+            oauth,
         })
     }
 

@@ -21,7 +21,7 @@ use crate::token::{KeySetCache, RefreshPolicy, SecretsManagerSource};
 pub enum StartError {
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),
-    #[error("could not load the signing key set from Secrets Manager: {0}")]
+    #[error("could not load a secret from Secrets Manager: {0}")]
     KeySet(String),
 }
 
@@ -37,7 +37,7 @@ pub async fn app_from(
     env: &dyn Fn(&str) -> Option<String>,
     clock: Arc<dyn Clock>,
 ) -> Result<App, StartError> {
-    let config = Config::from_env(env, None)?;
+    let mut config = Config::from_env(env, None)?;
     let table = required(env, "TABLE_NAME", "the name of the DynamoDB table")?;
     let secret = required(
         env,
@@ -47,6 +47,24 @@ pub async fn app_from(
 
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    for provider in &mut config.oauth.providers {
+        if let (None, Some(arn)) = (&provider.client_secret, &provider.client_secret_arn) {
+            let output = secrets
+                .get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .map_err(|error| {
+                    StartError::KeySet(format!(
+                        "the client secret of provider {} ({arn}) could not be read: {}",
+                        provider.name,
+                        aws_sdk_secretsmanager::error::DisplayErrorContext(&error)
+                    ))
+                })?;
+            provider.client_secret = output.secret_string().map(str::to_owned);
+        }
+    }
     let source = SecretsManagerSource {
         client: aws_sdk_secretsmanager::Client::new(&aws),
         secret_id: secret,

@@ -25,3 +25,4 @@ pub use app::{App, Route};
 pub mod lambda;
 pub mod local;
 pub mod logging;
+pub mod oauth;

@@ -438,4 +438,23 @@ impl App {
         );
         Ok(empty_response(StatusCode::NO_CONTENT))
     }
+
+    /// Revokes every active session of a user.
+    pub(crate) async fn end_all_sessions(
+        &self,
+        user_id: &str,
+        reason: &'static str,
+    ) -> Result<(), Problem> {
+        let now = self.now();
+        let sessions = self
+            .store
+            .query(&format!("USER#{user_id}"), "SESSION#", now)
+            .await?;
+        for (_, item) in sessions {
+            if let Some(session) = Session::from_item(&item).filter(|session| session.active) {
+                self.revoke(&session, reason, now).await?;
+            }
+        }
+        Ok(())
+    }
 }

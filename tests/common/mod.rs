@@ -204,3 +204,5 @@ impl TestApp {
             .await
     }
 }
+
+pub mod oidc;
