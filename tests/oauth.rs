@@ -468,3 +468,24 @@ async fn configuration_errors_name_variable() {
     .unwrap_err();
     assert!(error.to_string().contains("OAUTH_CORP_ISSUER"), "{error}");
 }
+
+#[tokio::test]
+async fn callback_from_other_issuer_rejected() {
+    let app = oauth_app(Arc::new(common::sqlite_store()), &[]);
+    let (authorize_url, cookie) = start(&app, "test").await;
+    let subject = unique("mixup");
+    let callback_url = oidc::sign_in_at_provider(
+        &authorize_url,
+        &format!("{subject};{subject}@example.com;true"),
+    )
+    .await;
+    let issuer: String = url::form_urlencoded::byte_serialize(oidc::issuer().as_bytes()).collect();
+    let other: String =
+        url::form_urlencoded::byte_serialize(oidc::fake_issuer().as_bytes()).collect();
+    let mixed = callback_url.replace(&format!("iss={issuer}"), &format!("iss={other}"));
+    assert_ne!(mixed, callback_url, "the callback carries iss");
+
+    let response = callback(&app, &mixed, &cookie).await;
+
+    assert_problem(&response, 400, "issuer_mismatch");
+}

@@ -279,6 +279,18 @@ impl App {
                 ),
             ));
         }
+        // RFC 9207: a provider that names itself in the callback must name the issuer this
+        // sign-in was started with, so that a response from another provider is not accepted.
+        if let (Some(returned), config::ProviderKind::Oidc { issuer }) =
+            (query_value(&parameters, "iss"), &provider.kind)
+        {
+            if returned.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                return Err(failure(
+                    "issuer_mismatch",
+                    bad_request("issuer_mismatch", "the callback's iss names another issuer"),
+                ));
+            }
+        }
         let code = query_value(&parameters, "code").ok_or_else(|| {
             failure(
                 "missing_code",
