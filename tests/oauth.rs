@@ -28,6 +28,7 @@ fn oauth_app(store: Arc<dyn Store>, extra: &[(&str, &str)]) -> TestApp {
             "OAUTH_TEST_CLIENT_SECRET",
             "lambda-auth-test-secret".to_owned(),
         ),
+        ("OAUTH_TEST_TRUST_EMAIL_VERIFIED", "true".to_owned()),
         ("OAUTH_FAKE_ISSUER", fake),
         ("OAUTH_FAKE_CLIENT_ID", "lambda-auth-test".to_owned()),
         (
@@ -376,6 +377,20 @@ async fn verified_email_links_existing_account() {
     let email = format!("{subject}@example.com");
     let user_id = register(&app, &email).await;
     let squatter = body_json(&app.login(&email, PASSWORD).await);
+    let key_request = common::bearer_request(
+        "POST",
+        "/auth/api-keys",
+        squatter["access_token"].as_str().unwrap(),
+    );
+    let (parts, _) = key_request.into_parts();
+    let mut key_request = http::Request::from_parts(parts, Bytes::from(r#"{"name":"squatter"}"#));
+    key_request
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    let key = body_json(&app.app.handle(key_request).await)["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let tokens = sign_in(&app, &format!("{subject};{email};true")).await;
 
@@ -394,6 +409,72 @@ async fn verified_email_links_existing_account() {
             .await,
         401,
         "invalid_refresh_token",
+    );
+    assert!(
+        app.app.verify_api_key(&key).await.is_err(),
+        "the squatter's API key is revoked"
+    );
+}
+
+#[tokio::test]
+async fn untrusted_issuer_does_not_link() {
+    let app = oauth_app(
+        Arc::new(common::sqlite_store()),
+        &[("OAUTH_TEST_TRUST_EMAIL_VERIFIED", "false")],
+    );
+    let subject = unique("untrusted");
+    let email = format!("{subject}@example.com");
+    register(&app, &email).await;
+    let (authorize_url, cookie) = start(&app, "test").await;
+    let callback_url =
+        oidc::sign_in_at_provider(&authorize_url, &format!("{subject};{email};true")).await;
+
+    assert_problem(
+        &callback(&app, &callback_url, &cookie).await,
+        409,
+        "account_exists",
+    );
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status(),
+        200,
+        "the account keeps its password"
+    );
+}
+
+#[tokio::test]
+async fn disabled_account_not_changed_by_link() {
+    let store: Arc<dyn Store> = Arc::new(common::sqlite_store());
+    let app = oauth_app(store.clone(), &[]);
+    let subject = unique("disabled");
+    let email = format!("{subject}@example.com");
+    let user_id = register(&app, &email).await;
+    let disable = Write::Update {
+        key: Key::new(format!("USER#{user_id}"), "PROFILE"),
+        set: Item::from([("status".to_owned(), "disabled".into())]),
+        conditions: vec![],
+    };
+    store.write(disable, common::START).await.unwrap();
+    let (authorize_url, cookie) = start(&app, "test").await;
+    let callback_url =
+        oidc::sign_in_at_provider(&authorize_url, &format!("{subject};{email};true")).await;
+
+    assert_problem(
+        &callback(&app, &callback_url, &cookie).await,
+        403,
+        "account_disabled",
+    );
+    let profile = store
+        .get(
+            &Key::new(format!("USER#{user_id}"), "PROFILE"),
+            common::START,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        profile.get("password_hash"),
+        Some(&"".into()),
+        "the password is kept"
     );
 }
 

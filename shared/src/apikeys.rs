@@ -463,6 +463,33 @@ impl App {
             })
     }
 
+    /// Deletes every API key of a user, for when an account changes hands.
+    pub(crate) async fn revoke_all_api_keys(&self, user_id: &str) -> Result<(), Problem> {
+        let now = self.now();
+        let slots = self
+            .store
+            .query(&format!("USER#{user_id}"), "APIKEYSLOT#", now)
+            .await?;
+        for (slot, item) in slots {
+            let Some(hash) = item.string("key_hash").map(str::to_owned) else {
+                continue;
+            };
+            let writes = vec![
+                Write::Delete {
+                    key: slot,
+                    conditions: vec![],
+                },
+                Write::Delete {
+                    key: hash_item_key(&hash),
+                    conditions: vec![],
+                },
+            ];
+            self.store.transact(writes, now).await?;
+            self.lock_key_cache().remove(&hash);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn list_api_keys(&self, request: &Request) -> Result<Response, Problem> {
         let principal = self.key_route_principal(request).await?;
         principal.require_scope(SCOPE_READ)?;

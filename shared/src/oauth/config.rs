@@ -23,6 +23,10 @@ pub struct ProviderConfig {
     /// The client secret, or the ARN of a Secrets Manager secret that contains it (Lambda).
     pub client_secret: Option<String>,
     pub client_secret_arn: Option<String>,
+    /// Whether the provider's `email_verified` is trusted for linking to an existing account.
+    /// `OAUTH_<N>_TRUST_EMAIL_VERIFIED`; default true for Google and GitHub, which verify the
+    /// addresses they assert, and false for other issuers.
+    pub trust_email_verified: bool,
 }
 
 impl fmt::Debug for ProviderConfig {
@@ -36,6 +40,7 @@ impl fmt::Debug for ProviderConfig {
                 &self.client_secret.as_ref().map(|_| "<hidden>"),
             )
             .field("client_secret_arn", &self.client_secret_arn)
+            .field("trust_email_verified", &self.trust_email_verified)
             .finish()
     }
 }
@@ -131,8 +136,21 @@ impl OAuthSettings {
             };
             let client_id =
                 variable("CLIENT_ID").ok_or_else(|| missing("CLIENT_ID", "the client id"))?;
-            let client_secret = variable("CLIENT_SECRET");
-            let client_secret_arn = variable("CLIENT_SECRET_ARN");
+            // An empty value counts as unset: the template passes empty parameters through.
+            let client_secret = variable("CLIENT_SECRET").filter(|value| !value.is_empty());
+            let client_secret_arn = variable("CLIENT_SECRET_ARN").filter(|value| !value.is_empty());
+            let trust_email_verified = match variable("TRUST_EMAIL_VERIFIED").as_deref() {
+                None | Some("") => kind_name != "oidc",
+                Some("true") => true,
+                Some("false") => false,
+                Some(other) => {
+                    return Err(ConfigError {
+                        variable: "OAUTH_PROVIDERS",
+                        expected: format!("{prefix}TRUST_EMAIL_VERIFIED to be true or false"),
+                        found: Some(other.to_owned()),
+                    })
+                }
+            };
             if client_secret.is_none() && client_secret_arn.is_none() {
                 return Err(missing(
                     "CLIENT_SECRET",
@@ -145,6 +163,7 @@ impl OAuthSettings {
                 client_id,
                 client_secret,
                 client_secret_arn,
+                trust_email_verified,
             });
         }
 
@@ -155,13 +174,15 @@ impl OAuthSettings {
             .filter(|url| !url.is_empty())
             .collect();
         for url in &return_urls {
-            if !(url.starts_with("https://")
-                || url.starts_with("http://127.0.0.1")
-                || url.starts_with("http://localhost"))
-            {
+            let allowed = url::Url::parse(url).ok().is_some_and(|parsed| {
+                let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost"));
+                let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && local);
+                scheme_ok && parsed.fragment().is_none()
+            });
+            if !allowed {
                 return Err(invalid(
                     "OAUTH_RETURN_URLS",
-                    "https URLs (http only for localhost and 127.0.0.1)",
+                    "https URLs without a fragment (http only for localhost and 127.0.0.1)",
                     Some(url.clone()),
                 ));
             }

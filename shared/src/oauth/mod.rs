@@ -9,11 +9,12 @@
 //!
 //! Account rules: identities are keyed by (provider, subject), never by email. A first sign-in
 //! creates an account, unless an account with the same email exists. That account is linked
-//! only when the provider asserts the email is verified and `OAUTH_LINK_VERIFIED_EMAIL` allows
-//! it; otherwise the sign-in is refused with `account_exists`. A password account's email was
-//! never verified, so linking it to a verified provider identity removes its password and ends
-//! its sessions: whoever registered the address without owning it loses access, and the
-//! address's owner keeps the account.
+//! only when the provider asserts the email is verified, the provider is trusted to verify
+//! emails, and `OAUTH_LINK_VERIFIED_EMAIL` allows it. Otherwise the sign-in is refused with
+//! `account_exists`. A password account's email was never verified, so linking it to a
+//! verified provider identity removes its password and revokes its sessions and API keys. The
+//! person who registered the address without owning it loses access, and the address's owner
+//! keeps the account.
 
 pub mod config;
 pub mod provider;
@@ -159,7 +160,7 @@ impl App {
             .await
             .map_err(|error| {
                 tracing::error!(provider = %provider.name, error = %error, "starting a provider sign-in failed");
-                Problem::new(StatusCode::BAD_GATEWAY, error.code(), error.to_string())
+                Problem::new(StatusCode::BAD_GATEWAY, error.code(), "the sign-in provider could not be reached; retry later")
             })?;
 
         let binding = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
@@ -317,7 +318,14 @@ impl App {
             } else {
                 StatusCode::UNAUTHORIZED
             };
-            failure(code, Problem::new(status, code, error.to_string()))
+            // The error chain stays in the log: it can name provider hosts and responses.
+            let detail = match code {
+                "invalid_id_token" => "the provider's ID token did not verify",
+                "invalid_grant" => "the provider rejected the authorization code",
+                "provider_unavailable" => "the sign-in provider could not be reached; retry later",
+                _ => "the provider returned no usable identity",
+            };
+            failure(code, Problem::new(status, code, detail))
         })?;
 
         let user = self
@@ -373,6 +381,11 @@ impl App {
         identity: &provider::ProviderIdentity,
         client: &Client,
     ) -> Result<User, Problem> {
+        let trust_email_verified = self
+            .config
+            .oauth
+            .provider(provider)
+            .is_some_and(|config| config.trust_email_verified);
         let now = self.now();
         if let Some(linked) = self
             .store
@@ -405,13 +418,19 @@ impl App {
 
         if let Some(existing) = existing {
             let user_id = existing.string("user_id").unwrap_or_default().to_owned();
-            if !(identity.email_verified && self.config.oauth.link_verified_email) {
+            let trusted = identity.email_verified && trust_email_verified;
+            if !(trusted && self.config.oauth.link_verified_email) {
+                let reason = if !self.config.oauth.link_verified_email {
+                    "linking_turned_off"
+                } else {
+                    "email_not_verified_by_provider"
+                };
                 audit::record(
                     AuditKind::OAuthRefused,
                     client,
                     Some(&user_id),
                     None,
-                    Some("email_not_verified_by_provider"),
+                    Some(reason),
                 );
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
@@ -422,6 +441,13 @@ impl App {
             let user = self.load_user(&user_id).await?.ok_or_else(|| {
                 Problem::unauthorized("account_not_found", "the account no longer exists")
             })?;
+            if user.disabled {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "account_disabled",
+                    "this account is disabled",
+                ));
+            }
             let mut writes = vec![Write::Put {
                 key: identity_key(provider, &identity.subject),
                 item: identity_item(&user_id),
@@ -450,8 +476,10 @@ impl App {
                     other => other.into(),
                 })?;
             if previously_unverified {
+                // The person who registered the address loses every credential.
                 self.end_all_sessions(&user_id, "email_owner_signed_in")
                     .await?;
+                self.revoke_all_api_keys(&user_id).await?;
             }
             audit::record(AuditKind::OAuthLink, client, Some(&user_id), None, None);
             return Ok(user);
@@ -492,7 +520,7 @@ impl App {
                 conditions: vec![Condition::Absent],
             },
         ];
-        if let (Some(email), true) = (&email, identity.email_verified) {
+        if let (Some(email), true) = (&email, identity.email_verified && trust_email_verified) {
             writes.push(Write::Put {
                 key: email_key(&email.key),
                 item: Item::from([

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
 use openidconnect::{
@@ -67,10 +67,14 @@ pub fn http_client() -> openidconnect::reqwest::Client {
         .expect("a reqwest client with default TLS settings builds")
 }
 
-/// Discovery documents by issuer, fetched once per process.
+/// How long a discovery document, with the provider's JWKS fetched alongside it, is reused.
+/// A provider's new signing key is picked up within this time.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+
+/// Discovery documents by issuer, with the time they were fetched.
 #[derive(Debug, Default)]
 pub struct DiscoveryCache {
-    documents: Mutex<HashMap<String, CoreProviderMetadata>>,
+    documents: Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>,
 }
 
 impl DiscoveryCache {
@@ -79,19 +83,22 @@ impl DiscoveryCache {
         http: &openidconnect::reqwest::Client,
         issuer: &str,
     ) -> Result<CoreProviderMetadata, ProviderError> {
-        if let Some(found) = self.lock().get(issuer) {
-            return Ok(found.clone());
+        if let Some((fetched_at, found)) = self.lock().get(issuer) {
+            if fetched_at.elapsed() < DISCOVERY_TTL {
+                return Ok(found.clone());
+            }
         }
         let issuer_url = IssuerUrl::new(issuer.to_owned())
             .map_err(|error| ProviderError::Unavailable(error.to_string()))?;
         let metadata = CoreProviderMetadata::discover_async(issuer_url, http)
             .await
             .map_err(|error| ProviderError::Unavailable(error_chain(&error)))?;
-        self.lock().insert(issuer.to_owned(), metadata.clone());
+        self.lock()
+            .insert(issuer.to_owned(), (Instant::now(), metadata.clone()));
         Ok(metadata)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CoreProviderMetadata>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, CoreProviderMetadata)>> {
         self.documents
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -264,6 +271,7 @@ async fn github_identity(
         |error: openidconnect::reqwest::Error| ProviderError::Unavailable(error.to_string());
     let user: serde_json::Value = get("/user")
         .await
+        .and_then(|response| response.error_for_status())
         .map_err(unavailable)?
         .json()
         .await
@@ -274,6 +282,7 @@ async fn github_identity(
         .to_string();
     let emails: serde_json::Value = get("/user/emails")
         .await
+        .and_then(|response| response.error_for_status())
         .map_err(unavailable)?
         .json()
         .await
