@@ -399,7 +399,7 @@ fn allowed(outcome: Result<Value, AuthorizerError>, case: &str) -> Value {
 /// included, and `?` matches one character.
 ///
 /// NOTE: it is uncertain whether API Gateway lets a `*` before the last ARN segment span `/`.
-/// Every ARN these tests check gets the same answer either way.
+/// Every ARN these tests check gets the same result either way.
 fn glob_matches(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
@@ -1074,7 +1074,7 @@ async fn x_api_key_ignored_beside_basic_authorization() {
     let user = sign_in(&app, EMAIL).await;
     let (key, _) = create_key(&app, &user.access_token, json!({ "name": "ci" })).await;
 
-    // API Gateway caches the answer under the Authorization value alone, so an answer built
+    // API Gateway caches the response under the Authorization value alone, so a response built
     // from the x-api-key beside it would serve every caller that sends the same Basic value.
     let event = rest_request_event(
         &[("Authorization", "Basic YWRhOnB3"), ("X-Api-Key", &key)],

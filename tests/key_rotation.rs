@@ -35,7 +35,7 @@ async fn empty_key_set_secret(client: &Client) -> String {
         .to_owned()
 }
 
-/// A fresh ClientRequestToken: Secrets Manager requires 32 to 64 characters.
+/// Returns a fresh ClientRequestToken. Secrets Manager requires 32 to 64 characters.
 fn rotation_token() -> String {
     use lambda_auth::token::refresh::new_id;
     format!("{}{}", new_id(), new_id())

@@ -75,7 +75,7 @@ fn location(response: &lambda_auth::http::Response) -> String {
     location
 }
 
-/// The browser-binding cookie as a `Cookie` header value.
+/// Returns the browser-binding cookie as a `Cookie` header value.
 fn binding_cookie(response: &lambda_auth::http::Response) -> String {
     let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
     set_cookie.split(';').next().unwrap().to_owned()

@@ -83,7 +83,7 @@ fn sign_in(runtime: &tokio::runtime::Runtime, app: &App) -> (String, String) {
     })
 }
 
-/// A REST API REQUEST authorizer event with the given Authorization header.
+/// Builds a REST API REQUEST authorizer event with the given Authorization header.
 fn event(authorization: &str) -> String {
     serde_json::json!({
         "type": "REQUEST",

@@ -10,9 +10,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use aws_lc_rs::digest;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -26,7 +23,7 @@ use crate::principal::{
     grantable_scopes, parse_scopes, AuthMethod, Principal, SCOPE_READ, SCOPE_WRITE,
 };
 use crate::store::{AttrValue, Condition, Item, ItemExt, Key, StoreError, Write, EXPIRES_AT};
-use crate::token::refresh::{new_id, random_bytes};
+use crate::token::refresh::{new_id, random_bytes, sha256_base64url};
 
 /// Product prefix of every key.
 pub const API_KEY_PREFIX: &str = "lak_";
@@ -108,7 +105,7 @@ pub fn is_well_formed(key: &str) -> bool {
 }
 
 fn hash_key(key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, key.as_bytes()))
+    sha256_base64url(key)
 }
 
 fn hash_item_key(hash: &str) -> Key {

@@ -117,7 +117,9 @@ pub struct App {
     pub(crate) api_key_cache: crate::apikeys::KeyCache,
     pub(crate) session_cache: crate::authorizer::SessionCache,
     pub(crate) oauth_discovery: crate::oauth::provider::DiscoveryCache,
-    pub(crate) oauth_http: openidconnect::reqwest::Client,
+    /// Built on first use, so that functions without provider sign-in skip loading TLS roots
+    /// at cold start.
+    oauth_http: std::sync::OnceLock<openidconnect::reqwest::Client>,
     /// Argon2 computations since start: hashes and verifications, real or dummy.
     password_hashes: AtomicU64,
 }
@@ -152,7 +154,7 @@ impl App {
             api_key_cache: Default::default(),
             session_cache: Default::default(),
             oauth_discovery: Default::default(),
-            oauth_http: crate::oauth::provider::http_client(),
+            oauth_http: std::sync::OnceLock::new(),
             password_hashes: AtomicU64::new(0),
         }
     }
@@ -161,7 +163,7 @@ impl App {
         &self.config
     }
 
-    /// The cached key set.
+    /// Returns the cached key set.
     pub fn keys(&self) -> Arc<KeySet> {
         self.keys.keys()
     }
@@ -176,6 +178,11 @@ impl App {
 
     pub(crate) fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    pub(crate) fn oauth_http(&self) -> &openidconnect::reqwest::Client {
+        self.oauth_http
+            .get_or_init(crate::oauth::provider::http_client)
     }
 
     /// Number of argon2 computations so far. Tests use it to prove that a request was rejected

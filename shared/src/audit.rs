@@ -5,7 +5,7 @@
 
 use crate::http::{Request, SourceIp};
 
-/// Who made the request, as far as the service can tell.
+/// Request origin as far as the service can tell: source IP and user agent.
 #[derive(Clone, Debug, Default)]
 pub struct Client {
     pub ip: Option<String>,

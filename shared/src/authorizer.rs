@@ -56,8 +56,8 @@ impl Credential {
     }
 
     /// Finds the credential in request headers, with names compared without regard to case.
-    /// An `Authorization` header decides alone, even when it is unusable: falling back to
-    /// `x-api-key` would let an answer cached under one `Authorization` value (API Gateway's
+    /// An `Authorization` header decides alone, even when it is unusable. Falling back to
+    /// `x-api-key` would let a response cached under one `Authorization` value (API Gateway's
     /// identity source) carry another caller's key. Without `Authorization`, `x-api-key` is read.
     pub fn from_headers<'a>(
         headers: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -282,8 +282,8 @@ impl App {
     }
 }
 
-/// Whether a path is `/admin` or below it, compared without regard to case: API Gateway
-/// matches routes with case, but an upstream router may not.
+/// Returns whether a path is `/admin` or below it, compared without regard to case, because
+/// an upstream router may match routes without case even though API Gateway does not.
 fn is_admin_path(path: &str) -> bool {
     let path = path.to_ascii_lowercase();
     path == ADMIN_PATH || path.starts_with("/admin/")

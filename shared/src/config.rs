@@ -61,7 +61,7 @@ pub struct Config {
     pub argon2: Argon2Params,
     /// Active API keys an account may hold. `API_KEY_LIMIT`, default 10.
     pub api_key_limit: usize,
-    /// How long a process reuses a verified API key before reading it again, in seconds; a
+    /// How long a process reuses a verified API key before reading it again, in seconds. A
     /// revoked key keeps working in other processes for at most this long.
     /// `API_KEY_CACHE_SECONDS`, default 5.
     pub api_key_cache_seconds: i64,
@@ -234,7 +234,7 @@ impl Config {
         })
     }
 
-    /// The verifier policy for tokens this service issued.
+    /// Returns the verifier policy for tokens this service issued.
     pub fn verification_policy(&self) -> VerificationPolicy {
         VerificationPolicy::new(&self.issuer, &self.audience, self.token_leeway)
     }

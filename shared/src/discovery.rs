@@ -23,7 +23,7 @@ impl App {
         response
     }
 
-    /// The discovery document (OpenID Connect Discovery 1.0 section 3), limited to what the
+    /// Builds the discovery document (OpenID Connect Discovery 1.0 section 3), limited to what the
     /// service implements today: the issuer and its keys, which is what API Gateway's JWT
     /// authorizer and JWT libraries read. The service is not an OpenID provider, so it publishes
     /// no authorization or token endpoint.

@@ -14,9 +14,10 @@ pub struct Email {
     pub key: String,
 }
 
-/// Checks an address. The rules are deliberately simpler than RFC 5322: one `@`, a non-empty
-/// local part without spaces, quotes or control characters, and a domain of at least two
-/// dot-separated labels of letters, digits and hyphens (any script, so that IDN domains pass).
+/// Checks an address with rules deliberately simpler than RFC 5322. An address needs one `@`
+/// and a non-empty local part without spaces, quotes or control characters. Its domain needs
+/// at least two dot-separated labels of letters, digits and hyphens, in any script so that IDN
+/// domains pass.
 pub fn parse_email(input: &str) -> Result<Email, String> {
     let address = input.trim();
     if address.len() > MAX_EMAIL_BYTES {

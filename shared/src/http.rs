@@ -132,7 +132,7 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Problem> {
     })
 }
 
-/// Whether the Content-Type is `application/json` or an `application/*+json` type, with any
+/// Returns whether the Content-Type is `application/json` or an `application/*+json` type, with any
 /// parameters.
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
@@ -169,7 +169,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, Problem>> {
     Some(Ok(token))
 }
 
-/// A JSON response.
+/// Builds a JSON response.
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     http::Response::builder()
         .status(status)

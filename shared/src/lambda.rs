@@ -147,7 +147,7 @@ pub async fn handle_event(
 }
 
 /// The request path without the stage prefix that `lambda_http` adds for named stages, and
-/// without a custom domain's base path (one leading segment) when that is what stands before
+/// without a custom domain's base path (one leading segment) when that is what comes before
 /// a known route.
 fn route_path(request: &lambda_http::Request) -> String {
     let path = request.uri().path();

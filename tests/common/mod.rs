@@ -57,7 +57,7 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", lambda_auth::token::refresh::new_id())
 }
 
-/// A DynamoDB store on a new table of the moto server.
+/// Creates a DynamoDB store on a new table of the moto server.
 pub async fn dynamo_store() -> DynamoStore {
     let config = aws_config().await;
     let store = DynamoStore::new(

@@ -19,7 +19,6 @@
 pub mod config;
 pub mod provider;
 
-use aws_lc_rs::digest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http::header::{HeaderValue, COOKIE, LOCATION, SET_COOKIE};
@@ -43,7 +42,7 @@ const STATE_TTL: i64 = 600;
 const LOGIN_CODE_TTL: i64 = 60;
 
 fn hash(value: &str) -> String {
-    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, value.as_bytes()))
+    crate::token::refresh::sha256_base64url(value)
 }
 
 fn state_key(state: &str) -> Key {
@@ -156,7 +155,7 @@ impl App {
         }
 
         let callback = self.config.oauth.callback_url(&provider.name);
-        let started = provider::authorize(&self.oauth_discovery, &self.oauth_http, provider, &callback)
+        let started = provider::authorize(&self.oauth_discovery, self.oauth_http(), provider, &callback)
             .await
             .map_err(|error| {
                 tracing::error!(provider = %provider.name, error = %error, "starting a provider sign-in failed");
@@ -302,7 +301,7 @@ impl App {
         let callback = self.config.oauth.callback_url(&provider.name);
         let identity = provider::finish(
             &self.oauth_discovery,
-            &self.oauth_http,
+            self.oauth_http(),
             provider,
             &callback,
             code,
@@ -572,6 +571,8 @@ impl App {
         if !crate::token::refresh::looks_like_refresh_token(&body.code) {
             return Err(invalid());
         }
+
+        // The conditional delete consumes the code, so a second exchange fails.
         let now = self.now();
         let item = self
             .store
@@ -593,6 +594,7 @@ impl App {
             Err(StoreError::ConditionFailed) => return Err(invalid()),
             Err(error) => return Err(error.into()),
         }
+
         let user = self
             .load_user(item.string("user_id").unwrap_or_default())
             .await?
@@ -604,6 +606,7 @@ impl App {
                 "this account is disabled",
             ));
         }
+
         let tokens = self.start_session(&user, &client).await?;
         audit::record(
             AuditKind::LoginSuccess,

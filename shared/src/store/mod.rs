@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub mod dynamo;
 pub mod sqlite;
 
-/// Name of the attribute that holds an item's expiry time; the DynamoDB table's TTL attribute.
+/// Name of the attribute that contains an item's expiry time. It is the DynamoDB table's TTL
+/// attribute.
 pub const EXPIRES_AT: &str = "expires_at";
 
 /// An attribute value: the subset of DynamoDB types the domain uses.
@@ -138,7 +139,7 @@ impl Write {
         }
     }
 
-    /// The conditions to check, with the implicit `Present` of an update made explicit.
+    /// Returns the conditions to check, with the implicit `Present` of an update made explicit.
     fn effective_conditions(&self) -> Vec<Condition> {
         match self {
             Write::Put { conditions, .. } | Write::Delete { conditions, .. } => conditions.clone(),
@@ -188,7 +189,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Vec<(Key, Item)>, StoreError>;
 }
 
-/// Whether an item with these attributes is live at `now`.
+/// Returns whether an item with these attributes is live at `now`.
 pub fn is_live(item: &Item, now: i64) -> bool {
     match item.number(EXPIRES_AT) {
         Some(expires_at) => expires_at > now,

@@ -69,7 +69,7 @@ impl VerificationPolicy {
     }
 }
 
-/// Why a token was rejected. Every variant maps to 401; only `Expired` has its own code.
+/// Reason a token was rejected. Every variant maps to 401, and only `Expired` has its own code.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("the token is not a compact JWS of three base64url parts")]
@@ -95,7 +95,7 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// The problem code a client sees.
+    /// Returns the problem code sent to the client.
     pub fn code(&self) -> &'static str {
         match self {
             TokenError::Expired => "token_expired",

@@ -261,12 +261,12 @@ impl KeySet {
         self.current_alg
     }
 
-    /// The public keys as a JWK Set (RFC 7517). HMAC secrets are never published.
+    /// Returns the public keys as a JWK Set (RFC 7517). HMAC secrets are never published.
     pub fn jwks(&self) -> &Value {
         &self.jwks
     }
 
-    /// The `kid`s of every key, sorted.
+    /// Returns the `kid`s of every key, sorted.
     pub fn kids(&self) -> Vec<&str> {
         let mut kids: Vec<&str> = self.verifiers.keys().map(String::as_str).collect();
         kids.sort_unstable();

@@ -27,9 +27,15 @@ pub fn new_refresh_token() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<REFRESH_TOKEN_BYTES>())
 }
 
+/// Returns the SHA-256 hash of a secret as base64url: the form in which refresh tokens, API
+/// keys, OAuth states and login codes are stored and looked up.
+pub fn sha256_base64url(secret: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, secret.as_bytes()))
+}
+
 /// Returns the SHA-256 hash of a refresh token as base64url, the form kept in storage.
 pub fn hash_refresh_token(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()))
+    sha256_base64url(token)
 }
 
 /// Returns whether a presented string has the shape of one of our refresh tokens, so that
